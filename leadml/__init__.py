@@ -1,0 +1,3 @@
+"""leadml: lead-conversion and customer-lifetime-value prediction service."""
+
+__version__ = "0.1.0"

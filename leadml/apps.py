@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class LeadmlConfig(AppConfig):
+    name = "leadml"
+    verbose_name = "leadml"

@@ -1,0 +1,53 @@
+"""Held-out metrics for a fitted model."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn import metrics as skm
+
+
+def _round(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), 6)
+
+
+def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, threshold: float = 0.5) -> dict[str, Any]:
+    """Return test metrics for the positive (converted) class."""
+    predicted = (probabilities >= threshold).astype(int)
+    both_classes = len(np.unique(y_true)) == 2
+    clipped = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    return {
+        "accuracy": _round(skm.accuracy_score(y_true, predicted)),
+        "precision": _round(skm.precision_score(y_true, predicted, zero_division=0)),
+        "recall": _round(skm.recall_score(y_true, predicted, zero_division=0)),
+        "f1": _round(skm.f1_score(y_true, predicted, zero_division=0)),
+        "roc_auc": _round(skm.roc_auc_score(y_true, probabilities)) if both_classes else None,
+        "pr_auc": _round(skm.average_precision_score(y_true, probabilities)) if both_classes else None,
+        "log_loss": _round(skm.log_loss(y_true, clipped, labels=[0, 1])),
+        "brier": _round(skm.brier_score_loss(y_true, probabilities)),
+        "confusion_matrix": skm.confusion_matrix(y_true, predicted, labels=[0, 1]).tolist(),
+        "threshold": threshold,
+        "positive_rate": _round(float(np.mean(y_true))),
+        "test_rows": int(len(y_true)),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+    mse = skm.mean_squared_error(y_true, predicted)
+    nonzero = np.abs(y_true) > 1e-9
+    mape = float(np.mean(np.abs((y_true[nonzero] - predicted[nonzero]) / y_true[nonzero]))) if nonzero.any() else None
+    spearman = spearmanr(y_true, predicted).statistic if len(y_true) > 2 else np.nan
+    return {
+        "mse": _round(mse),
+        "rmse": _round(np.sqrt(mse)),
+        "mae": _round(skm.mean_absolute_error(y_true, predicted)),
+        "r2": _round(skm.r2_score(y_true, predicted)),
+        "mape": _round(mape) if mape is not None else None,
+        "spearman": _round(spearman),
+        "test_rows": int(len(y_true)),
+    }
+
+
+def main_metric(model_type_is_classification: bool) -> str:
+    return "roc_auc" if model_type_is_classification else "r2"

@@ -1,0 +1,249 @@
+"""Build the one sklearn Pipeline a model version is: features, preprocessing, estimator.
+
+    raw records -> FeatureEngineer -> ColumnTransformer(impute/encode/scale)
+                -> optional SelectKBest -> estimator
+
+Everything is fitted together and saved together, so prediction applies exactly what
+training learned.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Callable
+
+import numpy as np
+from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.feature_selection import SelectKBest, f_classif, f_regression, mutual_info_classif, mutual_info_regression
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier, MLPRegressor
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from leadml.ml.errors import ConfigError
+from leadml.ml.features import FeatureEngineer
+from leadml.ml.types import FeatureSchema, is_classification
+
+MISSING_VALUE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
+CATEGORICAL_ENCODINGS = ("one_hot", "label")
+SCALINGS = ("standard", "minmax", "none")
+FEATURE_SELECTIONS = ("none", "k_best", "mutual_info")
+PREPROCESSING_OPTIONS = {
+    "missing_value_strategy": MISSING_VALUE_STRATEGIES,
+    "categorical_encoding": CATEGORICAL_ENCODINGS,
+    "scaling": SCALINGS,
+    "feature_selection": FEATURE_SELECTIONS,
+}
+DEFAULT_PREPROCESSING: dict[str, Any] = {
+    "missing_value_strategy": "median",
+    "categorical_encoding": "one_hot",
+    "scaling": "standard",
+    "feature_selection": "none",
+    "k": 20,
+    "fill_value": 0,
+}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """An estimator family with the small grid GridSearchCV explores by default."""
+
+    name: str
+    label: str
+    make_classifier: Callable[[int], Any] | None
+    make_regressor: Callable[[int], Any] | None
+    classifier_grid: dict[str, list[Any]]
+    regressor_grid: dict[str, list[Any]]
+
+    def applies_to(self, model_type: str) -> bool:
+        maker = self.make_classifier if is_classification(model_type) else self.make_regressor
+        return maker is not None
+
+
+def _mlp_regressor(random_state: int) -> TransformedTargetRegressor:
+    # CLV targets are in currency units; an MLP learns them far better standardised.
+    return TransformedTargetRegressor(
+        regressor=MLPRegressor(
+            hidden_layer_sizes=(64, 32), early_stopping=True, max_iter=400, random_state=random_state
+        ),
+        transformer=StandardScaler(),
+    )
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "random_forest": Algorithm(
+        name="random_forest",
+        label="Random forest",
+        make_classifier=lambda rs: RandomForestClassifier(n_estimators=150, random_state=rs, n_jobs=1),
+        make_regressor=lambda rs: RandomForestRegressor(n_estimators=150, random_state=rs, n_jobs=1),
+        classifier_grid={"max_depth": [None, 12], "min_samples_leaf": [1, 5]},
+        regressor_grid={"max_depth": [None, 12], "min_samples_leaf": [1, 5]},
+    ),
+    # sklearn's histogram gradient boosting: the same method as GradientBoosting*, orders
+    # of magnitude faster on tens of thousands of rows, with native missing-value support.
+    "gradient_boosting": Algorithm(
+        name="gradient_boosting",
+        label="Gradient boosting (histogram)",
+        make_classifier=lambda rs: HistGradientBoostingClassifier(max_iter=200, random_state=rs),
+        make_regressor=lambda rs: HistGradientBoostingRegressor(max_iter=200, random_state=rs),
+        classifier_grid={"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+        regressor_grid={"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+    ),
+    "logistic_regression": Algorithm(
+        name="logistic_regression",
+        label="Logistic regression",
+        make_classifier=lambda rs: LogisticRegression(max_iter=2000, random_state=rs),
+        make_regressor=None,
+        classifier_grid={"C": [0.1, 1.0, 10.0]},
+        regressor_grid={},
+    ),
+    # Ridge: least-squares linear regression with a small L2 penalty, so one-hot
+    # columns that are collinear do not blow the coefficients up.
+    "linear_regression": Algorithm(
+        name="linear_regression",
+        label="Linear regression (ridge)",
+        make_classifier=None,
+        make_regressor=lambda rs: Ridge(),
+        classifier_grid={},
+        regressor_grid={"alpha": [0.1, 1.0, 10.0]},
+    ),
+    "neural_network": Algorithm(
+        name="neural_network",
+        label="Neural network (multi-layer perceptron)",
+        make_classifier=lambda rs: MLPClassifier(
+            hidden_layer_sizes=(64, 32), early_stopping=True, max_iter=400, random_state=rs
+        ),
+        make_regressor=_mlp_regressor,
+        classifier_grid={"alpha": [1e-4, 1e-2]},
+        regressor_grid={"regressor__alpha": [1e-4, 1e-2]},
+    ),
+}
+AUTO = "auto"
+ALGORITHM_CHOICES = (*ALGORITHMS, AUTO)
+
+
+def algorithms_for(model_type: str) -> list[str]:
+    return [name for name, algorithm in ALGORITHMS.items() if algorithm.applies_to(model_type)]
+
+
+def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:
+    """Return the full preprocessing config, refusing unknown options and values."""
+    merged = dict(DEFAULT_PREPROCESSING)
+    for key, value in (options or {}).items():
+        if key in PREPROCESSING_OPTIONS:
+            allowed = PREPROCESSING_OPTIONS[key]
+            if value not in allowed:
+                raise ConfigError(
+                    f"preprocessing.{key} must be one of {', '.join(allowed)}; got {value!r}",
+                    field=f"preprocessing.{key}",
+                )
+        elif key == "k":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError("preprocessing.k must be a positive integer", field="preprocessing.k")
+        elif key != "fill_value":
+            allowed_keys = ", ".join([*PREPROCESSING_OPTIONS, "k", "fill_value"])
+            raise ConfigError(
+                f"unknown preprocessing option {key!r}; allowed: {allowed_keys}", field=f"preprocessing.{key}"
+            )
+        merged[key] = value
+    return merged
+
+
+def make_estimator(model_type: str, algorithm: str, random_state: int) -> Any:
+    spec = ALGORITHMS[algorithm]
+    maker = spec.make_classifier if is_classification(model_type) else spec.make_regressor
+    if maker is None:
+        raise ConfigError(
+            f"algorithm {algorithm!r} does not apply to {model_type}; use one of "
+            f"{', '.join(algorithms_for(model_type))} or auto",
+            field="algorithm",
+        )
+    return maker(random_state)
+
+
+def default_grid(model_type: str, algorithm: str) -> dict[str, list[Any]]:
+    spec = ALGORITHMS[algorithm]
+    return dict(spec.classifier_grid if is_classification(model_type) else spec.regressor_grid)
+
+
+def build_pipeline(
+    *,
+    schema: FeatureSchema,
+    model_type: str,
+    algorithm: str,
+    preprocessing: dict[str, Any],
+    random_state: int = 42,
+) -> Pipeline:
+    """Return the unfitted pipeline for one algorithm over one feature schema."""
+    engineer = FeatureEngineer(schema).fit(None)
+    numeric_columns = engineer.numeric_columns_
+    categorical_columns = engineer.categorical_columns_
+
+    strategy = preprocessing["missing_value_strategy"]
+    numeric_imputer = (
+        SimpleImputer(strategy="constant", fill_value=preprocessing.get("fill_value", 0), keep_empty_features=True)
+        if strategy == "constant"
+        else SimpleImputer(strategy=strategy, keep_empty_features=True)
+    )
+    numeric_steps: list[tuple[str, Any]] = [("impute", numeric_imputer)]
+    scaling = preprocessing["scaling"]
+    if scaling == "standard":
+        numeric_steps.append(("scale", StandardScaler()))
+    elif scaling == "minmax":
+        numeric_steps.append(("scale", MinMaxScaler()))
+
+    if preprocessing["categorical_encoding"] == "one_hot":
+        # Rare and unseen categories share one "infrequent" column instead of exploding
+        # the width or failing at prediction.
+        encoder: Any = OneHotEncoder(
+            handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=30, sparse_output=False
+        )
+    else:
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+    categorical_steps = [
+        ("impute", SimpleImputer(strategy="constant", fill_value="missing", keep_empty_features=True)),
+        ("encode", encoder),
+    ]
+
+    transformers: list[tuple[str, Any, list[str]]] = []
+    if numeric_columns:
+        transformers.append(("num", Pipeline(numeric_steps), numeric_columns))
+    if categorical_columns:
+        transformers.append(("cat", Pipeline(categorical_steps), categorical_columns))
+    if not transformers:
+        raise ConfigError("no usable feature columns remain after dropping identifiers and empty columns")
+
+    steps: list[tuple[str, Any]] = [
+        ("features", engineer),
+        ("preprocess", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)),
+    ]
+    selection = preprocessing["feature_selection"]
+    if selection != "none":
+        classification = is_classification(model_type)
+        if selection == "k_best":
+            score_func: Any = f_classif if classification else f_regression
+        else:
+            base = mutual_info_classif if classification else mutual_info_regression
+            score_func = partial(base, random_state=random_state)
+        steps.append(("select", SelectKBest(score_func=score_func, k=preprocessing["k"])))
+    steps.append(("model", make_estimator(model_type, algorithm, random_state)))
+    return Pipeline(steps)
+
+
+def clamp_selection_k(pipeline: Pipeline, feature_count: int) -> None:
+    """Cap SelectKBest's k at the number of columns the preprocessing step produces."""
+    if "select" in pipeline.named_steps:
+        select = pipeline.named_steps["select"]
+        if isinstance(select.k, int) and select.k >= feature_count:
+            select.set_params(k="all")
+
+
+def positive_class_scores(pipeline: Pipeline, frame: Any) -> np.ndarray:
+    return pipeline.predict_proba(frame)[:, 1]

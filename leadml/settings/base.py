@@ -1,0 +1,198 @@
+"""Settings shared by every environment, read from environment variables.
+
+One `env` reader: a malformed variable stops start-up instead of being guessed at.
+`production.py` and `test.py` only override.
+"""
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=True)
+# The development key is only used while DEBUG is on; production.py demands a real one.
+SECRET_KEY = env.str("SECRET_KEY", default="leadml-insecure-development-key-change-me")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+HOST = env.str("HOST", default="127.0.0.1")
+PORT = env.int("PORT", default=8001)
+WORKERS = env.int("WORKERS", default=2)
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+
+DJANGO_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+]
+THIRD_PARTY_APPS = [
+    "rest_framework",
+    "drf_spectacular",
+    "django_q",
+]
+LOCAL_APPS = [
+    "leadml",  # hosts the `serve` and `demo_setup` management commands
+    "registry",
+    "training",
+    "predictions",
+]
+INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "leadml.urls"
+WSGI_APPLICATION = "leadml.wsgi.application"
+# The CRM calls `/predict`, `/train`, ... without trailing slashes.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Storage -----------------------------------------------------------------
+VAR_DIR = Path(env.str("LEADML_VAR_DIR", default=str(BASE_DIR / "var")))
+DATABASES = {
+    "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'leadml.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the API and the job worker read while the other writes; IMMEDIATE
+    # transactions take the write lock up front instead of failing half-way.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+        }
+    )
+else:
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+MODEL_DIR = Path(env.str("MODEL_DIR", default=str(VAR_DIR / "models")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Model artifacts go through Django's storage API: S3-style storage is a settings change.
+    "models": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MODEL_DIR), "file_permissions_mode": 0o600},
+    },
+}
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Limits ------------------------------------------------------------------
+# Request bodies (JSON) and uploaded files; the API answers 413 past these.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LEADML_MAX_BODY_BYTES", default=50 * 1024 * 1024)
+LEADML_MAX_UPLOAD_BYTES = env.int("LEADML_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
+LEADML_MAX_UPLOAD_ROWS = env.int("LEADML_MAX_UPLOAD_ROWS", default=500_000)
+LEADML_MAX_BATCH_ROWS = env.int("LEADML_MAX_BATCH_ROWS", default=10_000)
+LEADML_MAX_WAIT_SECONDS = env.int("LEADML_MAX_WAIT_SECONDS", default=600)
+# SPEC §4: refuse to train below these.
+LEADML_MIN_ROWS = env.int("LEADML_MIN_ROWS", default=50)
+LEADML_MIN_ROWS_PER_CLASS = env.int("LEADML_MIN_ROWS_PER_CLASS", default=10)
+# A running job whose heartbeat is older than this was lost with its worker and may be
+# claimed again by a re-delivery of its task.
+LEADML_JOB_STALE_SECONDS = env.int("LEADML_JOB_STALE_SECONDS", default=600)
+
+# --- API ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.authentication.ApiTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_THROTTLE_CLASSES": ["registry.authentication.ApiTokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"api_token": env.str("LEADML_THROTTLE_RATE", default="6000/min")},
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "leadml.errors.exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "leadml API",
+    "DESCRIPTION": "Lead-conversion scoring and customer-lifetime-value prediction for B2B sales.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Jobs (django-q2) ----------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+LEADML_JOB_TIMEOUT_SECONDS = env.int("LEADML_JOB_TIMEOUT_SECONDS", default=3600)
+Q_CLUSTER = {
+    "name": "leadml",
+    "workers": env.int("LEADML_JOB_WORKERS", default=1),
+    "timeout": LEADML_JOB_TIMEOUT_SECONDS,
+    # django-q2 requires retry > timeout; a task lost with its worker is delivered again
+    # and the job's stale heartbeat lets it be claimed a second time.
+    "retry": LEADML_JOB_TIMEOUT_SECONDS + 300,
+    "max_attempts": 2,
+    "ack_failures": True,
+    "save_limit": 250,
+    "catch_up": False,
+    "poll": 0.5,
+    "label": "Jobs (django-q2)",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Logging -----------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structured": {
+            "format": "%(asctime)s %(levelname)s %(name)s %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "structured"},
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        "django_q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+    },
+}

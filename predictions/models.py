@@ -1,0 +1,43 @@
+"""The prediction log: every answered prediction, single or batch, for monitoring."""
+from __future__ import annotations
+
+from django.db import models
+
+from registry.models import ModelType, ModelVersion
+
+
+class Prediction(models.Model):
+    class Source(models.TextChoices):
+        MODEL = "model", "Model"
+        RULES = "rules", "Rules fallback"
+
+    tenant = models.CharField(max_length=200)
+    model_type = models.CharField(max_length=40, choices=ModelType.choices)
+    # No database constraint: deleting a model version keeps its predictions and their id.
+    model_version = models.ForeignKey(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    entity_id = models.CharField(max_length=200, blank=True, db_index=True)
+    batch_id = models.UUIDField(null=True, blank=True, db_index=True)
+    source = models.CharField(max_length=10, choices=Source.choices)
+    input = models.JSONField()
+    output = models.JSONField()
+    # The number monitoring aggregates: conversion probability or lifetime value.
+    value = models.FloatField()
+    latency_ms = models.FloatField()
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["tenant", "model_type", "created_at"]),
+            models.Index(fields=["model_version", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction {self.pk} ({self.tenant}, {self.model_type}, {self.source})"
