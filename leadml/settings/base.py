@@ -32,6 +32,7 @@ DJANGO_APPS = [
 THIRD_PARTY_APPS = [
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI served from the package: no CDN, works air-gapped
     "django_q",
 ]
 LOCAL_APPS = [
@@ -74,6 +75,7 @@ TEMPLATES = [
 
 # --- Storage -----------------------------------------------------------------
 VAR_DIR = Path(env.str("LEADML_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'leadml.sqlite3'}"),
 }
@@ -154,6 +156,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
     "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Jobs (django-q2) ----------------------------------------------------------
@@ -196,3 +201,6 @@ LOGGING = {
         "django_q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
+
+# Parallel fits in the hyperparameter search (joblib); 1 keeps one job per core predictable.
+LEADML_TRAIN_N_JOBS = env.int("LEADML_TRAIN_N_JOBS", default=1)

@@ -1,0 +1,89 @@
+"""`GET /health`: database, job queue and model storage, 503 when degraded."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+from drf_spectacular.utils import extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+import leadml
+
+
+def _check_database() -> dict[str, Any]:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as error:  # any failure to reach the database is "down", whatever the driver
+        return {"status": "down", "error": error.__class__.__name__}
+    return {"status": "up", "vendor": connection.vendor}
+
+
+def _check_job_queue() -> dict[str, Any]:
+    if settings.Q_CLUSTER.get("sync"):
+        return {"status": "up", "broker": "inline"}
+    try:
+        from django_q.brokers import get_broker
+
+        broker = get_broker()
+        if not broker.ping():
+            return {"status": "down", "broker": broker.__class__.__name__}
+        queued = broker.queue_size()
+    except Exception as error:  # a broken broker must show up here, not as a 500
+        return {"status": "down", "error": error.__class__.__name__}
+    return {"status": "up", "broker": "redis" if settings.REDIS_URL else "orm", "queued_tasks": queued}
+
+
+def _check_model_storage() -> dict[str, Any]:
+    model_dir = settings.STORAGES["models"]["OPTIONS"]["location"]
+    try:
+        from pathlib import Path
+
+        path = Path(model_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".health-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as error:
+        return {"status": "down", "error": error.__class__.__name__}
+    return {"status": "up"}
+
+
+def _broken_models() -> dict[str, Any]:
+    from registry.models import ModelVersion
+
+    try:
+        broken = ModelVersion.objects.filter(status=ModelVersion.Status.BROKEN).count()
+    except Exception:  # database down: already reported by the database check
+        return {"status": "unknown"}
+    return {"status": "degraded" if broken else "up", "broken_versions": broken}
+
+
+class HealthApi(APIView):
+    authentication_classes: list[type] = []
+    permission_classes = [AllowAny]
+    throttle_classes: list[type] = []
+
+    @extend_schema(responses={200: dict, 503: dict}, summary="Service health")
+    def get(self, request: Request) -> Response:
+        services = {
+            "database": _check_database(),
+            "job_queue": _check_job_queue(),
+            "model_storage": _check_model_storage(),
+        }
+        if services["database"]["status"] == "up":
+            services["models"] = _broken_models()
+        degraded = any(service["status"] not in ("up",) for service in services.values())
+        body = {
+            "status": "degraded" if degraded else "healthy",
+            "timestamp": timezone.now().isoformat(),
+            "version": leadml.__version__,
+            "services": services,
+        }
+        return Response(body, status=503 if degraded else 200)

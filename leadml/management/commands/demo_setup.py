@@ -1,0 +1,87 @@
+"""Create the demo tenant with data and trained models for both model types.
+
+Idempotent: data and models are created once; each run prints (and writes to
+`.demo-token`) a fresh token for the demo tenant, since stored keys cannot be shown again.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+from leadml.ml.demo_data import generate_customers, generate_leads
+from registry.models import ModelVersion
+from registry.services import api_token_create
+from training.models import Dataset, TrainingJob
+from training.services.datasets import dataset_create
+from training.services.jobs import training_job_run
+
+DEMO_TENANT = "demo"
+DEMO_MODELS = (
+    # (model type, model name, algorithm, dataset name, target, positive values, generator)
+    ("lead_conversion", "demo_lead_model", "gradient_boosting", "demo leads", "status", ["customer", "won"]),
+    ("customer_lifetime_value", "demo_clv_model", "random_forest", "demo customers", "lifetime_value", None),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo tenant, its datasets and trained models (both model types), and print a token."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--tenant", default=DEMO_TENANT)
+        parser.add_argument("--leads", type=int, default=3000, help="Number of synthetic leads.")
+        parser.add_argument("--customers", type=int, default=2000, help="Number of synthetic customers.")
+        parser.add_argument("--token-file", default=str(settings.BASE_DIR / ".demo-token"))
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        tenant = options["tenant"]
+        frames = {
+            "lead_conversion": lambda: generate_leads(options["leads"]),
+            "customer_lifetime_value": lambda: generate_customers(options["customers"]),
+        }
+        for model_type, model_name, algorithm, dataset_name, target, positives in DEMO_MODELS:
+            dataset = Dataset.objects.filter(tenant=tenant, model_type=model_type, name=dataset_name).first()
+            if dataset is None:
+                rows = json.loads(frames[model_type]().to_json(orient="records"))
+                dataset = dataset_create(
+                    tenant=tenant,
+                    model_type=model_type,
+                    name=dataset_name,
+                    target=target,
+                    rows=rows,
+                    positive_values=positives,
+                )
+                self.stderr.write(f"Loaded {dataset.row_count} rows into dataset '{dataset_name}' ({dataset.id}).")
+            if ModelVersion.objects.filter(tenant=tenant, name=model_name).exists():
+                self.stderr.write(f"Model '{model_name}' already trained.")
+                continue
+            self.stderr.write(f"Training '{model_name}' ({algorithm}) ...")
+            job = TrainingJob.objects.create(
+                tenant=tenant,
+                model_type=model_type,
+                algorithm=algorithm,
+                model_name=model_name,
+                training_config={"dataset_id": str(dataset.id)},
+                dataset=dataset,
+                requested_by="demo_setup",
+            )
+            # Inline, not queued: the service should start with its models ready.
+            training_job_run(job_id=job.pk)
+            job.refresh_from_db()
+            if job.status != TrainingJob.Status.SUCCEEDED:
+                self.stderr.write(self.style.ERROR(f"Training '{model_name}' {job.status}: {job.error}"))
+                continue
+            version = job.model_version
+            metric, value = version.main_metric
+            self.stderr.write(f"Trained '{model_name}' v{version.version}: {metric}={value}")
+
+        _, key = api_token_create(name="demo", tenant=tenant)
+        token_file = Path(options["token_file"])
+        token_file.write_text(key + "\n")
+        os.chmod(token_file, 0o600)
+        self.stderr.write(f"Demo tenant user_id='{tenant}'. API token (also in {token_file}):")
+        self.stdout.write(key)

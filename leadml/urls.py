@@ -1,0 +1,26 @@
+"""Root URLs: the CRM's original paths (no trailing slash), the new ones, docs and admin."""
+from django.contrib import admin
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from leadml.health import HealthApi
+from predictions.apis import PredictApi, PredictBatchApi
+from registry.apis import ModelActivateApi, ModelDeleteApi, ModelListApi
+from training.apis import DatasetCreateApi, DatasetDetailApi, JobCancelApi, JobDetailApi, TrainApi
+
+urlpatterns = [
+    path("health", HealthApi.as_view(), name="health"),
+    path("train", TrainApi.as_view(), name="train"),
+    path("predict", PredictApi.as_view(), name="predict"),
+    path("predict/batch", PredictBatchApi.as_view(), name="predict-batch"),
+    path("models/<str:user_id>", ModelListApi.as_view(), name="models"),
+    path("models/<str:user_id>/<str:model_name>", ModelDeleteApi.as_view(), name="model-delete"),
+    path("models/<str:user_id>/<str:model_name>/activate", ModelActivateApi.as_view(), name="model-activate"),
+    path("datasets", DatasetCreateApi.as_view(), name="datasets"),
+    path("datasets/<str:dataset_id>", DatasetDetailApi.as_view(), name="dataset-detail"),
+    path("jobs/<str:job_id>", JobDetailApi.as_view(), name="job-detail"),
+    path("jobs/<str:job_id>/cancel", JobCancelApi.as_view(), name="job-cancel"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("admin/", admin.site.urls),
+]

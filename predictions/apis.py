@@ -1,0 +1,132 @@
+"""`/predict` and `/predict/batch`, in the response shape the CRM already reads (SPEC §5)."""
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leadml.fields import ModelTypeField, UserIdField
+from leadml.ml.types import is_classification
+from predictions.services import ScoringResult, predictions_make
+from registry.authentication import tenant_authorize
+
+PREDICTION_TYPE = {True: "conversion_probability", False: "lifetime_value"}
+
+
+class PredictApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        model_type = ModelTypeField()
+        user_id = UserIdField()
+        model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+        entity_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
+        data = serializers.DictField(allow_empty=False)
+
+    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Score one lead or customer")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant_authorize(request, data["user_id"])
+        entity_id = data.get("entity_id") or ""
+        result = predictions_make(
+            tenant=data["user_id"],
+            model_type=data["model_type"],
+            model_name=data.get("model_name") or None,
+            records=[data["data"]],
+            entity_ids=[entity_id] if entity_id else None,
+        )
+        return Response(single_body(result))
+
+
+def single_body(result: ScoringResult) -> dict[str, Any]:
+    output = result.outputs[0]
+    classification = is_classification(result.model_type)
+    body = {
+        "success": True,
+        "prediction_type": PREDICTION_TYPE[classification],
+        "conversion_probability": output.get("conversion_probability"),
+        "lifetime_value": output.get("lifetime_value"),
+        "confidence": output["confidence"],
+        "prediction_class": output.get("prediction_class"),
+        "value_category": output.get("value_category"),
+        "feature_importance": result.feature_importance,
+        "model_info": result.model_info,
+        "error": None,
+        "prediction_id": output["prediction_id"],
+        "model_version": result.model_version.version if result.model_version else None,
+        "source": result.source,
+        "score": output.get("score"),
+        "tier": output.get("tier"),
+        "warnings": output["warnings"],
+    }
+    if result.source == "rules":
+        body["reasons"] = output["reasons"]
+        body["fallback_reason"] = result.fallback_reason
+    return body
+
+
+class PredictBatchApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        model_type = ModelTypeField()
+        user_id = UserIdField()
+        model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+        # Plain JSON list: per-row validation lives in the model's schema check, which names the row.
+        data = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+
+    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Score many leads or customers")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant_authorize(request, data["user_id"])
+        result = predictions_make(
+            tenant=data["user_id"],
+            model_type=data["model_type"],
+            model_name=data.get("model_name") or None,
+            records=data["data"],
+            batch=True,
+        )
+        classification = is_classification(result.model_type)
+        predictions = []
+        for record, output in zip(data["data"], result.outputs):
+            if classification:
+                item = {
+                    "lead_id": record.get("id", record.get("lead_id")),
+                    "conversion_probability": output["conversion_probability"],
+                    "confidence": output["confidence"],
+                    "prediction_class": output["prediction_class"],
+                }
+            else:
+                item = {
+                    "customer_id": record.get("customer_id", record.get("id")),
+                    "lifetime_value": output["lifetime_value"],
+                    "confidence": output["confidence"],
+                    "value_category": output["value_category"],
+                }
+            item |= {
+                "prediction_id": output["prediction_id"],
+                "score": output.get("score"),
+                "tier": output.get("tier"),
+                "source": output["source"],
+                "warnings": output["warnings"],
+            }
+            if result.source == "rules":
+                item["reasons"] = output["reasons"]
+            predictions.append(item)
+        body = {
+            "success": True,
+            "prediction_type": PREDICTION_TYPE[classification],
+            "total_predictions": len(predictions),
+            "predictions": predictions,
+            "model_info": result.model_info,
+            "model_version": result.model_version.version if result.model_version else None,
+            "source": result.source,
+            "feature_importance": result.feature_importance,
+        }
+        if result.source == "rules":
+            body["fallback_reason"] = result.fallback_reason
+        return Response(body)

@@ -1,0 +1,313 @@
+"""Score records with the tenant's model (or the rules fallback) and log every prediction.
+
+One path for single and batch requests: resolve the model version, load it (checksum
+verified), validate the records against its feature schema, score, and store every
+prediction in one transaction before answering.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from leadml.errors import ApplicationError, PayloadTooLargeError
+from leadml.ml.bundle import ModelBundle
+from leadml.ml.errors import ArtifactIntegrityError, InputError
+from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
+from leadml.ml.types import is_classification
+from predictions.models import Prediction
+from registry.cache import bundle_load
+from registry.models import ModelVersion
+from registry.selectors import model_version_get_active, model_version_get_for_name
+from registry.services import model_version_mark_broken
+
+logger = logging.getLogger(__name__)
+TOP_FEATURES = 10
+# A rule-based CLV guess deserves little trust; the constant says so to the CRM.
+RULES_CLV_CONFIDENCE = 0.3
+
+
+@dataclass
+class ScoringResult:
+    """What a request gets: per-record outputs plus the model facts shared by all of them."""
+
+    model_type: str
+    source: str
+    outputs: list[dict[str, Any]]
+    model_info: dict[str, Any]
+    feature_importance: dict[str, Any]
+    model_version: ModelVersion | None
+    fallback_reason: str | None = None
+    prediction_ids: list[int] = field(default_factory=list)
+
+
+def prediction_class(probability: float) -> str:
+    if probability > 0.7:
+        return "high"
+    if probability > 0.4:
+        return "medium"
+    return "low"
+
+
+def value_category(value: float) -> str:
+    if value > 10000:
+        return "high_value"
+    if value > 1000:
+        return "medium_value"
+    if value > 100:
+        return "low_value"
+    return "very_low_value"
+
+
+def tier_for_percentile(percentile: float) -> str:
+    """A: top 10% of held-out scores, B: next 20%, C: next 30%, D: the bottom 40%."""
+    if percentile >= 90:
+        return "A"
+    if percentile >= 70:
+        return "B"
+    if percentile >= 40:
+        return "C"
+    return "D"
+
+
+def entity_id_of(record: Mapping[str, Any], model_type: str) -> str:
+    keys = ("id", "lead_id") if is_classification(model_type) else ("customer_id", "id")
+    for key in keys:
+        value = record.get(key)
+        if value not in (None, ""):
+            return str(value)
+    return ""
+
+
+def _resolve_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion | None:
+    if model_name:
+        return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type)
+    return model_version_get_active(tenant=tenant, model_type=model_type)
+
+
+def _load(model_version: ModelVersion) -> tuple[ModelBundle | None, str | None]:
+    if model_version.status == ModelVersion.Status.BROKEN:
+        return None, f"model version {model_version.pk} is broken: {model_version.broken_reason}"
+    try:
+        return bundle_load(model_version), None
+    except ArtifactIntegrityError as error:
+        reason = f"artifact failed its checksum: {error}"
+    except OSError as error:
+        reason = f"artifact could not be read: {error.__class__.__name__}"
+    model_version_mark_broken(model_version=model_version, reason=reason)
+    return None, f"model version {model_version.pk} is unusable ({reason})"
+
+
+def predictions_make(
+    *,
+    tenant: str,
+    model_type: str,
+    records: Sequence[Mapping[str, Any]],
+    model_name: str | None = None,
+    entity_ids: Sequence[str] | None = None,
+    batch: bool = False,
+) -> ScoringResult:
+    """Score records and store one Prediction per record, atomically."""
+    if not records:
+        raise ApplicationError("data is empty", details={"data": ["at least one record is required"]})
+    if len(records) > settings.LEADML_MAX_BATCH_ROWS:
+        raise PayloadTooLargeError(
+            f"{len(records)} records exceed the batch limit of {settings.LEADML_MAX_BATCH_ROWS}",
+            details={"data": ["too many records"]},
+        )
+    started = time.perf_counter()
+    model_version = _resolve_version(tenant=tenant, model_type=model_type, model_name=model_name)
+    bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
+
+    result: ScoringResult | None = None
+    if bundle is not None:
+        assert model_version is not None
+        try:
+            prepared = bundle.prepare(records)
+        except InputError as error:
+            where = f"data[{error.row}]." if batch and error.row is not None else ""
+            field_name = f"{where}{error.field}" if error.field else "data"
+            raise ApplicationError(error.message, details={field_name: [error.message]}) from error
+        try:
+            values = bundle.predict(prepared.frame)
+        except Exception as error:  # a model that cannot score must not take the CRM down with it
+            logger.exception("model_error version=%s", model_version.pk)
+            fallback_reason = f"model error: {error.__class__.__name__}"
+        else:
+            result = _model_outputs(model_version, bundle, values, prepared.warnings)
+    if result is None:
+        result = _rules_outputs(model_type, records, fallback_reason or "model unavailable")
+
+    latency_ms = (time.perf_counter() - started) * 1000.0
+    result.prediction_ids = _store(
+        tenant=tenant,
+        result=result,
+        records=records,
+        entity_ids=entity_ids,
+        latency_ms=latency_ms / len(records),
+        batch=batch,
+    )
+    for output, prediction_id in zip(result.outputs, result.prediction_ids):
+        output["prediction_id"] = prediction_id
+    logger.info(
+        "predictions_made tenant=%s model_type=%s version=%s source=%s count=%s latency_ms=%.2f",
+        tenant,
+        model_type,
+        result.model_version.pk if result.model_version else None,
+        result.source,
+        len(records),
+        latency_ms,
+    )
+    return result
+
+
+def _model_outputs(
+    model_version: ModelVersion, bundle: ModelBundle, values: Any, warnings: list[list[str]]
+) -> ScoringResult:
+    classification = bundle.classification
+    confidence_clv = max(0.0, min(1.0, float(bundle.metrics.get("r2") or 0.0)))
+    outputs = []
+    for value, record_warnings in zip(values, warnings):
+        value = float(value)
+        percentile = bundle.percentile(value)
+        output: dict[str, Any] = {"warnings": record_warnings, "source": "model"}
+        if classification:
+            output |= {
+                "conversion_probability": round(value, 6),
+                "confidence": round(max(value, 1.0 - value), 6),
+                "prediction_class": prediction_class(value),
+                "score": int(round(value * 100)),
+            }
+        else:
+            output |= {
+                "lifetime_value": round(value, 2),
+                "confidence": round(confidence_clv, 6),
+                "value_category": value_category(value),
+                "score": int(round(percentile)),
+            }
+        output["tier"] = tier_for_percentile(percentile)
+        outputs.append(output)
+    top = [[name, weight] for name, weight in bundle.feature_importance[:TOP_FEATURES]]
+    return ScoringResult(
+        model_type=bundle.model_type,
+        source="model",
+        outputs=outputs,
+        model_info={
+            "model_path": model_version.artifact_path,
+            "algorithm": model_version.algorithm,
+            "training_date": model_version.created_at.isoformat(),
+            "model_name": model_version.name,
+            "version": model_version.version,
+            "model_version_id": model_version.pk,
+        },
+        feature_importance={
+            "top_features": top,
+            "feature_count": len(bundle.schema.columns),
+            "explanation_method": bundle.explanation_method,
+        },
+        model_version=model_version,
+    )
+
+
+def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason: str) -> ScoringResult:
+    outputs = []
+    for record in records:
+        if is_classification(model_type):
+            scored = score_lead_by_rules(record)
+            probability = scored.conversion_probability
+            output: dict[str, Any] = {
+                "conversion_probability": round(probability, 6),
+                "confidence": round(max(probability, 1.0 - probability), 6),
+                "prediction_class": prediction_class(probability),
+                "score": scored.score,
+                "tier": tier_for_percentile(float(scored.score)),
+            }
+            reasons = scored.reasons
+        else:
+            estimated = estimate_lifetime_value_by_rules(record)
+            output = {
+                "lifetime_value": round(estimated.lifetime_value, 2),
+                "confidence": RULES_CLV_CONFIDENCE,
+                "value_category": value_category(estimated.lifetime_value),
+                "score": None,
+                "tier": None,
+            }
+            reasons = estimated.reasons
+        output |= {
+            "source": "rules",
+            "fallback_reason": reason,
+            "reasons": [
+                {"feature": r.feature, "contribution": round(r.contribution, 4), "description": r.description}
+                for r in reasons
+            ],
+            "warnings": [f"scored by the rule-based fallback: {reason}"],
+        }
+        outputs.append(output)
+    top = _rules_top_features(outputs)
+    return ScoringResult(
+        model_type=model_type,
+        source="rules",
+        outputs=outputs,
+        model_info={"model_path": None, "algorithm": "rules", "training_date": None},
+        feature_importance={
+            "top_features": top,
+            "feature_count": len(top),
+            "explanation_method": "rules",
+        },
+        model_version=None,
+        fallback_reason=reason,
+    )
+
+
+def _rules_top_features(outputs: list[dict[str, Any]]) -> list[list[Any]]:
+    """Rank the fields the rules used by their summed absolute contribution."""
+    totals: dict[str, float] = {}
+    for output in outputs:
+        for reason in output["reasons"]:
+            totals[reason["feature"]] = totals.get(reason["feature"], 0.0) + abs(reason["contribution"])
+    grand = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda pair: pair[1], reverse=True)
+    return [[name, round(weight / grand, 6)] for name, weight in ranked[:TOP_FEATURES]]
+
+
+def _store(
+    *,
+    tenant: str,
+    result: ScoringResult,
+    records: Sequence[Mapping[str, Any]],
+    entity_ids: Sequence[str] | None,
+    latency_ms: float,
+    batch: bool,
+) -> list[int]:
+    now = timezone.now()
+    batch_id = uuid.uuid4() if batch else None
+    value_key = "conversion_probability" if is_classification(result.model_type) else "lifetime_value"
+    rows = [
+        Prediction(
+            tenant=tenant,
+            model_type=result.model_type,
+            model_version=result.model_version,
+            entity_id=(entity_ids[index] if entity_ids else "") or entity_id_of(record, result.model_type),
+            batch_id=batch_id,
+            source=result.source,
+            input=dict(record),
+            output=output,
+            value=output[value_key],
+            latency_ms=round(latency_ms, 3),
+            created_at=now,
+        )
+        for index, (record, output) in enumerate(zip(records, result.outputs))
+    ]
+    with transaction.atomic():
+        created = Prediction.objects.bulk_create(rows, batch_size=2000)
+    if created and created[0].pk is None:
+        # Backends that do not return ids from bulk inserts: read them back by batch.
+        return list(Prediction.objects.filter(batch_id=batch_id).order_by("id").values_list("id", flat=True))
+    return [row.pk for row in created]

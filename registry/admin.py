@@ -1,0 +1,31 @@
+from django.contrib import admin
+
+from registry.models import ApiToken, ModelVersion, PromotionEvent
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "model_type", "name", "version", "algorithm", "status", "main_metric_display", "created_at")
+    list_filter = ("model_type", "status", "algorithm", "tenant", "created_at")
+    search_fields = ("tenant", "name")
+    readonly_fields = [field.name for field in ModelVersion._meta.fields]
+
+    @admin.display(description="Main metric")
+    def main_metric_display(self, obj: ModelVersion) -> str:
+        name, value = obj.main_metric
+        return f"{name} {value:.3f}" if value is not None else "-"
+
+
+@admin.register(PromotionEvent)
+class PromotionEventAdmin(admin.ModelAdmin):
+    list_display = ("tenant", "model_type", "from_version", "to_version", "actor", "reason", "created_at")
+    list_filter = ("model_type", "tenant", "created_at")
+    list_select_related = ("from_version", "to_version")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "tenant", "is_service", "key_prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("is_service", "tenant", "created_at")
+    search_fields = ("name", "tenant", "key_prefix")
+    readonly_fields = ("key_prefix", "key_hash", "last_used_at", "created_at")

@@ -1,0 +1,74 @@
+"""Model listing, deletion and activation over HTTP."""
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leadml.errors import NotFoundError
+from registry.authentication import tenant_authorize
+from registry.cache import bundle_forget
+from registry.presenters import model_version_summary, promotion_event_summary
+from registry.selectors import model_version_list, model_versions_for_name, promotion_history
+from registry.services import model_version_activate, model_versions_delete
+
+
+class ModelListApi(APIView):
+    @extend_schema(responses={200: dict}, summary="Every model version of a tenant")
+    def get(self, request: Request, user_id: str) -> Response:
+        tenant_authorize(request, user_id)
+        models = [model_version_summary(version) for version in model_version_list(tenant=user_id)]
+        return Response({"success": True, "user_id": user_id, "total_models": len(models), "models": models})
+
+
+class ModelDeleteApi(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("force", bool, description="Also delete the active version"),
+            OpenApiParameter("version", int, description="Delete only this version"),
+        ],
+        responses={200: dict},
+        summary="Delete a model (all versions, or one)",
+    )
+    def delete(self, request: Request, user_id: str, model_name: str) -> Response:
+        tenant_authorize(request, user_id)
+        versions = model_versions_for_name(tenant=user_id, name=model_name)
+        wanted = request.query_params.get("version")
+        if wanted:
+            versions = [version for version in versions if str(version.version) == wanted]
+            if not versions:
+                raise NotFoundError(f"model '{model_name}' has no version {wanted}")
+        force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
+        deleted = model_versions_delete(versions=versions, force=force)
+        for version in versions:
+            bundle_forget(version.pk)
+        return Response({"success": True, "deleted_versions": [v.version for v in versions], "deleted": deleted})
+
+
+class ModelActivateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(min_value=1, required=False)
+        reason = serializers.CharField(max_length=1000)
+
+    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Activate or roll back to a version")
+    def post(self, request: Request, user_id: str, model_name: str) -> Response:
+        tenant_authorize(request, user_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        versions = model_versions_for_name(tenant=user_id, name=model_name)
+        wanted = serializer.validated_data.get("version")
+        chosen = versions[0] if wanted is None else next((v for v in versions if v.version == wanted), None)
+        if chosen is None:
+            raise NotFoundError(f"model '{model_name}' has no version {wanted}")
+        model_version_activate(model_version=chosen, actor=request.user.actor, reason=serializer.validated_data["reason"])
+        chosen.refresh_from_db()
+        history = promotion_history(tenant=user_id, model_type=chosen.model_type)[:20]
+        return Response(
+            {
+                "success": True,
+                "model": model_version_summary(chosen),
+                "promotion_history": [promotion_event_summary(event) for event in history],
+            }
+        )

@@ -1,0 +1,41 @@
+"""Model artifact files, through Django's storage API (the `models` storage)."""
+from __future__ import annotations
+
+import logging
+import re
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+
+logger = logging.getLogger(__name__)
+UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _storage():  # type: ignore[no-untyped-def]
+    return storages["models"]
+
+
+def _safe(part: str) -> str:
+    return UNSAFE.sub("_", part).strip("._") or "x"
+
+
+def artifact_save(*, tenant: str, model_type: str, name: str, data: bytes) -> str:
+    """Write an artifact and return its storage path (never overwrites an existing file)."""
+    wanted = f"{_safe(tenant)}/{model_type}/{_safe(name)}.joblib"
+    return _storage().save(wanted, ContentFile(data))
+
+
+def artifact_read(path: str) -> bytes:
+    with _storage().open(path, "rb") as handle:
+        return handle.read()
+
+
+def artifact_delete(path: str) -> None:
+    try:
+        _storage().delete(path)
+    except OSError:
+        logger.warning("artifact_delete_failed path=%s", path, exc_info=True)
+
+
+def artifact_exists(path: str) -> bool:
+    return _storage().exists(path)

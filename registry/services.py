@@ -1,0 +1,181 @@
+"""Writes to the model registry: tokens, versions, activation, deletion."""
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from leadml.errors import ApplicationError, ConflictError
+from registry import artifacts
+from registry.authentication import hash_key
+from registry.models import ApiToken, ModelVersion, PromotionEvent
+
+logger = logging.getLogger(__name__)
+
+
+def api_token_create(*, name: str, tenant: str | None = None, is_service: bool = False) -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is not stored and cannot be shown again."""
+    if is_service == bool(tenant):
+        raise ApplicationError("A token is either scoped to one tenant (user_id) or a service token, not both.")
+    key = "lml_" + secrets.token_urlsafe(32)
+    token = ApiToken(name=name, tenant=tenant or "", is_service=is_service, key_prefix=key[:10], key_hash=hash_key(key))
+    token.full_clean()
+    token.save()
+    return token, key
+
+
+def api_token_revoke(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def model_version_register(
+    *,
+    tenant: str,
+    model_type: str,
+    name: str,
+    algorithm: str,
+    artifact_bytes: bytes,
+    artifact_sha256: str,
+    fields: dict[str, Any],
+    actor: str,
+    on_registered: Callable[[ModelVersion], None] | None = None,
+) -> ModelVersion:
+    """Store the artifact, then register a new version in one transaction.
+
+    The tenant's first version for a model type becomes active. `on_registered` runs in
+    the same transaction (the training job marks itself succeeded there), so a job never
+    succeeds without its version nor a version appears without its job. If anything
+    fails, the artifact file is removed again: no orphan files, no half-registered model.
+    """
+    path = artifacts.artifact_save(tenant=tenant, model_type=model_type, name=name, data=artifact_bytes)
+    try:
+        with transaction.atomic():
+            model_version = _model_version_create(
+                tenant=tenant,
+                model_type=model_type,
+                name=name,
+                algorithm=algorithm,
+                path=path,
+                artifact_bytes=artifact_bytes,
+                artifact_sha256=artifact_sha256,
+                fields=fields,
+            )
+            has_active = ModelVersion.objects.filter(
+                tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE
+            ).exists()
+            if not has_active:
+                model_version_activate(model_version=model_version, actor=actor, reason="first model of this type")
+            if on_registered is not None:
+                on_registered(model_version)
+    except BaseException:
+        artifacts.artifact_delete(path)
+        raise
+    logger.info(
+        "model_version_registered tenant=%s name=%s version=%s algorithm=%s status=%s",
+        tenant,
+        name,
+        model_version.version,
+        algorithm,
+        model_version.status,
+    )
+    return model_version
+
+
+def _model_version_create(
+    *,
+    tenant: str,
+    model_type: str,
+    name: str,
+    algorithm: str,
+    path: str,
+    artifact_bytes: bytes,
+    artifact_sha256: str,
+    fields: dict[str, Any],
+) -> ModelVersion:
+    other_type = ModelVersion.objects.filter(tenant=tenant, name=name).exclude(model_type=model_type).first()
+    if other_type is not None:
+        raise ConflictError(
+            f"model_name '{name}' already names a {other_type.model_type} model; choose another name",
+            details={"model_name": ["used by another model type"]},
+        )
+    latest = ModelVersion.objects.filter(tenant=tenant, name=name).aggregate(latest=Max("version"))["latest"]
+    model_version = ModelVersion(
+        tenant=tenant,
+        model_type=model_type,
+        name=name,
+        version=(latest or 0) + 1,
+        algorithm=algorithm,
+        artifact_path=path,
+        artifact_sha256=artifact_sha256,
+        artifact_size=len(artifact_bytes),
+        status=ModelVersion.Status.CANDIDATE,
+        **fields,
+    )
+    model_version.full_clean(validate_constraints=False)
+    try:
+        with transaction.atomic():
+            model_version.save()
+    except IntegrityError as error:
+        raise ConflictError(f"a version of '{name}' was registered concurrently; retry") from error
+    return model_version
+
+
+@transaction.atomic
+def model_version_activate(*, model_version: ModelVersion, actor: str, reason: str) -> PromotionEvent:
+    """Make `model_version` the tenant's active model for its type, recording who and why."""
+    if model_version.status == ModelVersion.Status.BROKEN:
+        raise ApplicationError(
+            f"version {model_version.version} is broken ({model_version.broken_reason}); it cannot be activated"
+        )
+    current = (
+        ModelVersion.objects.select_for_update()
+        .filter(tenant=model_version.tenant, model_type=model_version.model_type, status=ModelVersion.Status.ACTIVE)
+        .first()
+    )
+    if current is not None and current.pk == model_version.pk:
+        raise ApplicationError(f"version {model_version.version} of '{model_version.name}' is already active")
+    if current is not None:
+        ModelVersion.objects.filter(pk=current.pk).update(status=ModelVersion.Status.CANDIDATE)
+    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ACTIVE)
+    model_version.status = ModelVersion.Status.ACTIVE
+    return PromotionEvent.objects.create(
+        tenant=model_version.tenant,
+        model_type=model_version.model_type,
+        from_version=current,
+        to_version=model_version,
+        actor=actor,
+        reason=reason,
+    )
+
+
+def model_version_mark_broken(*, model_version: ModelVersion, reason: str) -> None:
+    logger.error(
+        "model_version_broken id=%s tenant=%s name=%s version=%s reason=%s",
+        model_version.pk,
+        model_version.tenant,
+        model_version.name,
+        model_version.version,
+        reason,
+    )
+    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.BROKEN, broken_reason=reason)
+
+
+def model_versions_delete(*, versions: list[ModelVersion], force: bool = False) -> int:
+    """Delete versions and their artifacts; the active one only with `force`."""
+    active = [version for version in versions if version.status == ModelVersion.Status.ACTIVE]
+    if active and not force:
+        raise ConflictError(
+            f"version {active[0].version} of '{active[0].name}' is the active {active[0].model_type} model; "
+            "activate another version first or pass force=true",
+            details={"force": ["required to delete the active model"]},
+        )
+    paths = [version.artifact_path for version in versions]
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk__in=[version.pk for version in versions]).delete()
+        transaction.on_commit(lambda: [artifacts.artifact_delete(path) for path in paths])
+    return len(versions)

@@ -1,0 +1,259 @@
+"""Datasets, training and jobs over HTTP: validate, call one service, serialize."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leadml.errors import ApplicationError, PayloadTooLargeError
+from leadml.fields import ModelTypeField, UserIdField
+from leadml.ml.pipeline import ALGORITHM_CHOICES
+from registry.authentication import tenant_authorize, tenant_scope
+from registry.presenters import model_version_metadata
+from training.models import Dataset, TrainingJob
+from training.selectors import dataset_get, training_job_get
+from training.services.datasets import csv_read, dataset_create, rows_validate
+from training.services.jobs import training_job_cancel, training_job_create
+
+
+def dataset_summary(dataset: Dataset) -> dict[str, Any]:
+    return {
+        "success": True,
+        "dataset_id": str(dataset.id),
+        "user_id": dataset.tenant,
+        "model_type": dataset.model_type,
+        "name": dataset.name,
+        "target": dataset.target,
+        "positive_values": dataset.positive_values,
+        "rows": dataset.row_count,
+        "labelled_rows": dataset.labelled_row_count,
+        "columns": dataset.columns,
+        "quality_report": dataset.quality_report,
+        "created_at": dataset.created_at.isoformat(),
+    }
+
+
+class PositiveValuesField(serializers.Field):
+    """A JSON list, or (from a form) a JSON string or a comma-separated list."""
+
+    def to_internal_value(self, data: Any) -> list[Any]:
+        if isinstance(data, list):
+            return data
+        if isinstance(data, str):
+            text = data.strip()
+            if text.startswith("["):
+                try:
+                    parsed = json.loads(text)
+                except json.JSONDecodeError as error:
+                    raise serializers.ValidationError(f"not valid JSON: {error}") from error
+                if isinstance(parsed, list):
+                    return parsed
+            return [part.strip() for part in text.split(",") if part.strip()]
+        raise serializers.ValidationError("must be a list of values or a comma-separated string")
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+class DatasetCreateApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        user_id = UserIdField()
+        model_type = ModelTypeField()
+        name = serializers.CharField(max_length=200)
+        target = serializers.CharField(max_length=200)
+        positive_values = PositiveValuesField(required=False)
+        rows = serializers.ListField(child=serializers.JSONField(), required=False)
+        file = serializers.FileField(required=False)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("rows" in attrs) == ("file" in attrs):
+                raise serializers.ValidationError({"file": ["send either a CSV 'file' (multipart) or JSON 'rows'"]})
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses={201: dict}, summary="Upload training data (CSV or JSON rows)")
+    def post(self, request: Request) -> Response:
+        content_length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if content_length > settings.LEADML_MAX_UPLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"upload is {content_length} bytes; the limit is {settings.LEADML_MAX_UPLOAD_BYTES} bytes"
+            )
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant_authorize(request, data["user_id"])
+        if "file" in data:
+            upload = data["file"]
+            rows = csv_read(upload)
+            filename = upload.name or ""
+        else:
+            rows = rows_validate(data["rows"])
+            filename = ""
+        dataset = dataset_create(
+            tenant=data["user_id"],
+            model_type=data["model_type"],
+            name=data["name"],
+            target=data["target"],
+            rows=rows,
+            positive_values=data.get("positive_values"),
+            source_filename=filename,
+        )
+        return Response(dataset_summary(dataset), status=status.HTTP_201_CREATED)
+
+
+class DatasetDetailApi(APIView):
+    @extend_schema(responses={200: dict}, summary="A dataset's summary and quality report")
+    def get(self, request: Request, dataset_id: str) -> Response:
+        dataset = dataset_get(dataset_id=dataset_id, tenant_scope=tenant_scope(request))
+        return Response(dataset_summary(dataset))
+
+
+def job_summary(job: TrainingJob) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "success": job.status != TrainingJob.Status.FAILED,
+        "job_id": str(job.id),
+        "status": job.status,
+        "user_id": job.tenant,
+        "model_type": job.model_type,
+        "algorithm": job.algorithm,
+        "model_name": job.model_name,
+        "progress": {"step": job.progress_step, "percent": job.progress_percent},
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "duration_seconds": job.duration_seconds,
+        "attempts": job.attempts,
+        "cancel_requested": job.cancel_requested,
+        "error": job.error or None,
+        "log": job.log,
+        "model_version": None,
+    }
+    if job.model_version is not None:
+        body["model_version"] = job.model_version.version
+        body["result"] = synchronous_result(job)
+    return body
+
+
+def synchronous_result(job: TrainingJob) -> dict[str, Any]:
+    """The original service's synchronous `/train` answer."""
+    model_version = job.model_version
+    assert model_version is not None
+    return {
+        "success": True,
+        "model_path": model_version.artifact_path,
+        "metadata": model_version_metadata(model_version),
+        "metrics": model_version.metrics,
+        "job_id": str(job.id),
+        "model_version": model_version.version,
+        "status": model_version.status,
+    }
+
+
+class TrainApi(APIView):
+    class TrainingConfigSerializer(serializers.Serializer):
+        dataset_id = serializers.UUIDField(required=False)
+        features = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=False)
+        preprocessing = serializers.DictField(required=False)
+        param_grid = serializers.DictField(required=False)
+        cv_folds = serializers.IntegerField(required=False, min_value=2, max_value=20)
+        test_size = serializers.FloatField(required=False, min_value=0.05, max_value=0.5)
+        random_state = serializers.IntegerField(required=False, min_value=0)
+
+    class InputSerializer(serializers.Serializer):
+        model_type = ModelTypeField()
+        algorithm = serializers.ChoiceField(choices=ALGORITHM_CHOICES, default="gradient_boosting")
+        model_name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
+        user_id = UserIdField()
+        training_config = serializers.JSONField(required=False, default=dict)
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("wait", int, description="Wait up to N seconds for the job to finish")],
+        responses={202: dict, 200: dict},
+        summary="Train a model in the background",
+    )
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant_authorize(request, data["user_id"])
+        raw_config = data["training_config"] or {}
+        if not isinstance(raw_config, dict):
+            raise ApplicationError("training_config must be an object", details={"training_config": ["not an object"]})
+        config_serializer = self.TrainingConfigSerializer(data=raw_config)
+        if not config_serializer.is_valid():
+            details = {f"training_config.{key}": value for key, value in config_serializer.errors.items()}
+            first = next(iter(details.items()))
+            raise ApplicationError(f"{first[0]}: {first[1][0]}", details=details)
+        training_config = {**raw_config, **{k: v for k, v in config_serializer.validated_data.items()}}
+        if "dataset_id" in training_config:
+            training_config["dataset_id"] = str(training_config["dataset_id"])
+        wait_seconds = _wait_param(request)
+
+        job = training_job_create(
+            tenant=data["user_id"],
+            model_type=data["model_type"],
+            algorithm=data["algorithm"],
+            model_name=data["model_name"],
+            training_config=training_config,
+            requested_by=request.user.actor,
+        )
+        if wait_seconds:
+            job = _wait_for(job, wait_seconds)
+            if job.status == TrainingJob.Status.SUCCEEDED:
+                return Response(synchronous_result(job), status=status.HTTP_200_OK)
+            if job.status in (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
+                raise ApplicationError(
+                    f"training {job.status}: {job.error}",
+                    details={"job_id": [str(job.id)], "status": [job.status]},
+                    status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
+                )
+        body = job_summary(job)
+        body["status_url"] = f"/jobs/{job.id}"
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+def _wait_param(request: Request) -> int:
+    raw = request.query_params.get("wait")
+    if raw in (None, ""):
+        return 0
+    try:
+        seconds = int(raw)
+    except ValueError as error:
+        raise ApplicationError("wait must be a whole number of seconds", details={"wait": ["not an integer"]}) from error
+    if seconds < 0 or seconds > settings.LEADML_MAX_WAIT_SECONDS:
+        raise ApplicationError(
+            f"wait must be between 0 and {settings.LEADML_MAX_WAIT_SECONDS} seconds",
+            details={"wait": ["out of range"]},
+        )
+    return seconds
+
+
+def _wait_for(job: TrainingJob, seconds: int) -> TrainingJob:
+    deadline = time.monotonic() + seconds
+    while True:
+        job.refresh_from_db()
+        if job.is_terminal or time.monotonic() >= deadline:
+            return job
+        time.sleep(0.25)
+
+
+class JobDetailApi(APIView):
+    @extend_schema(responses={200: dict}, summary="A training job's status, progress, log and result")
+    def get(self, request: Request, job_id: str) -> Response:
+        job = training_job_get(job_id=job_id, tenant_scope=tenant_scope(request))
+        return Response(job_summary(job))
+
+
+class JobCancelApi(APIView):
+    @extend_schema(request=None, responses={200: dict}, summary="Cancel a queued or running job")
+    def post(self, request: Request, job_id: str) -> Response:
+        job = training_job_get(job_id=job_id, tenant_scope=tenant_scope(request))
+        job = training_job_cancel(job=job)
+        return Response(job_summary(job))

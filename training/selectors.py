@@ -1,0 +1,52 @@
+"""Reads of the training app, always scoped to what the caller may see."""
+from __future__ import annotations
+
+import pandas as pd
+from django.core.exceptions import ValidationError
+
+from leadml.errors import NotFoundError
+from training.models import Dataset, DatasetRow, TrainingJob
+
+
+def dataset_get(*, dataset_id: object, tenant_scope: str | None) -> Dataset:
+    """Return a dataset the caller may see; another tenant's id is a 404, like a missing one."""
+    datasets = Dataset.objects.all() if tenant_scope is None else Dataset.objects.filter(tenant=tenant_scope)
+    try:
+        dataset = datasets.filter(pk=dataset_id).first()
+    except ValidationError:
+        dataset = None
+    if dataset is None:
+        raise NotFoundError(f"dataset '{dataset_id}' not found")
+    return dataset
+
+
+def training_job_get(*, job_id: object, tenant_scope: str | None) -> TrainingJob:
+    jobs = TrainingJob.objects.all() if tenant_scope is None else TrainingJob.objects.filter(tenant=tenant_scope)
+    try:
+        job = jobs.select_related("model_version").filter(pk=job_id).first()
+    except ValidationError:
+        job = None
+    if job is None:
+        raise NotFoundError(f"job '{job_id}' not found")
+    return job
+
+
+def labelled_row_count(*, tenant: str, model_type: str, dataset_id: object | None = None) -> int:
+    rows = DatasetRow.objects.filter(tenant=tenant, model_type=model_type, label__isnull=False)
+    if dataset_id is not None:
+        rows = rows.filter(dataset_id=dataset_id)
+    return rows.count()
+
+
+def training_frame(*, tenant: str, model_type: str, dataset_id: object | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Return (raw features, labels) of a tenant's rows, each dataset's target column removed."""
+    rows = DatasetRow.objects.filter(tenant=tenant, model_type=model_type)
+    if dataset_id is not None:
+        rows = rows.filter(dataset_id=dataset_id)
+    records = []
+    labels = []
+    for target, data, label in rows.order_by("dataset_id", "row_number").values_list("dataset__target", "data", "label").iterator(chunk_size=5000):
+        # Datasets may name their target differently; it must never leak in as a feature.
+        records.append({key: value for key, value in data.items() if key != target})
+        labels.append(label)
+    return pd.DataFrame.from_records(records), pd.Series(labels, dtype=float)

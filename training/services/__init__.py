@@ -1,0 +1,1 @@
+"""Writes of the training app: dataset ingestion and training jobs."""

@@ -1,0 +1,152 @@
+"""Ingest training data: parse CSV or JSON rows, validate, report quality, store atomically."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from django.conf import settings
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+
+from leadml.errors import ApplicationError, PayloadTooLargeError
+from leadml.ml.errors import DataError
+from leadml.ml.quality import quality_report
+from leadml.ml.targets import check_trainable, encode_target
+from training.models import Dataset, DatasetRow
+
+logger = logging.getLogger(__name__)
+CSV_DELIMITERS = ",;\t|"
+ROW_INSERT_BATCH = 2000
+
+
+def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
+    """Parse an uploaded CSV file into records; refuse empty, binary or malformed files."""
+    if upload.size is not None and upload.size > settings.LEADML_MAX_UPLOAD_BYTES:
+        raise PayloadTooLargeError(
+            f"file is {upload.size} bytes; the limit is {settings.LEADML_MAX_UPLOAD_BYTES} bytes",
+            details={"file": ["too large"]},
+        )
+    raw = upload.read()
+    if not raw.strip():
+        raise ApplicationError("file is empty", details={"file": ["empty file"]})
+    if b"\x00" in raw[:8192]:
+        raise ApplicationError("file is not a CSV text file (binary content)", details={"file": ["not a CSV file"]})
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError as error:
+            raise ApplicationError("file is not UTF-8 text", details={"file": ["not a CSV file"]}) from error
+    try:
+        delimiter = csv.Sniffer().sniff(text[:8192], delimiters=CSV_DELIMITERS).delimiter
+    except csv.Error:
+        delimiter = ","
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True)
+    except pd.errors.EmptyDataError as error:
+        raise ApplicationError("file has no header or rows", details={"file": ["empty CSV"]}) from error
+    except (pd.errors.ParserError, ValueError) as error:
+        raise ApplicationError(f"malformed CSV: {error}", details={"file": ["malformed CSV"]}) from error
+    if frame.empty:
+        raise ApplicationError("CSV has a header but no data rows", details={"file": ["no data rows"]})
+    unnamed = [str(column) for column in frame.columns if str(column).startswith("Unnamed:")]
+    if len(unnamed) == len(frame.columns):
+        raise ApplicationError("CSV has no header row naming its columns", details={"file": ["missing header"]})
+    # to_json turns NaN into null and numpy scalars into JSON numbers in one fast pass.
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def rows_validate(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    if not rows:
+        raise ApplicationError("rows is empty", details={"rows": ["at least one row is required"]})
+    for index, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ApplicationError(f"rows[{index}] must be an object", details={"rows": [f"row {index} is not an object"]})
+        for key, value in row.items():
+            if isinstance(value, (dict, list)):
+                raise ApplicationError(
+                    f"rows[{index}].{key} must be a single value", details={"rows": [f"row {index}: nested value"]}
+                )
+    return list(rows)
+
+
+@transaction.atomic
+def dataset_create(
+    *,
+    tenant: str,
+    model_type: str,
+    name: str,
+    target: str,
+    rows: list[dict[str, Any]],
+    positive_values: list[Any] | None = None,
+    source_filename: str = "",
+) -> Dataset:
+    """Validate records and store them with their labels; all rows or none."""
+    if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
+        raise PayloadTooLargeError(
+            f"{len(rows)} rows exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
+            details={"rows": ["too many rows"]},
+        )
+    columns: list[str] = list(dict.fromkeys(key for row in rows for key in row))
+    if target not in columns:
+        raise ApplicationError(
+            f"target column '{target}' is not in the data; columns are: {', '.join(columns)}",
+            details={"target": [f"column '{target}' not found"]},
+        )
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    try:
+        labels = encode_target(frame[target], model_type=model_type, positive_values=positive_values)
+        check_trainable(
+            labels,
+            model_type=model_type,
+            min_rows=settings.LEADML_MIN_ROWS,
+            min_rows_per_class=settings.LEADML_MIN_ROWS_PER_CLASS,
+        )
+    except DataError as error:
+        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+
+    report = quality_report(frame.drop(columns=[target]), labels, model_type=model_type)
+    dataset = Dataset(
+        tenant=tenant,
+        model_type=model_type,
+        name=name,
+        target=target,
+        positive_values=list(positive_values or []),
+        columns=columns,
+        row_count=len(rows),
+        labelled_row_count=report["labelled_rows"],
+        quality_report=report,
+        source_filename=source_filename,
+    )
+    dataset.full_clean()
+    dataset.save()
+    label_values = [None if pd.isna(value) else float(value) for value in labels]
+    DatasetRow.objects.bulk_create(
+        (
+            DatasetRow(
+                dataset=dataset,
+                tenant=tenant,
+                model_type=model_type,
+                row_number=number,
+                data=row,
+                label=label,
+            )
+            for number, (row, label) in enumerate(zip(rows, label_values))
+        ),
+        batch_size=ROW_INSERT_BATCH,
+    )
+    logger.info(
+        "dataset_created id=%s tenant=%s model_type=%s rows=%s labelled=%s",
+        dataset.id,
+        tenant,
+        model_type,
+        dataset.row_count,
+        dataset.labelled_row_count,
+    )
+    return dataset
