@@ -19,9 +19,9 @@ def _safe(part: str) -> str:
     return UNSAFE.sub("_", part).strip("._") or "x"
 
 
-def artifact_save(*, tenant: str, model_type: str, name: str, data: bytes) -> str:
+def artifact_save(*, tenant: str, model_type: str, name: str, sha256: str, data: bytes) -> str:
     """Write an artifact and return its storage path (never overwrites an existing file)."""
-    wanted = f"{_safe(tenant)}/{model_type}/{_safe(name)}.joblib"
+    wanted = f"{_safe(tenant)}/{model_type}/{_safe(name)}-{sha256[:16]}.joblib"
     return _storage().save(wanted, ContentFile(data))
 
 

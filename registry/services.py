@@ -52,7 +52,9 @@ def model_version_register(
     succeeds without its version nor a version appears without its job. If anything
     fails, the artifact file is removed again: no orphan files, no half-registered model.
     """
-    path = artifacts.artifact_save(tenant=tenant, model_type=model_type, name=name, data=artifact_bytes)
+    path = artifacts.artifact_save(
+        tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256, data=artifact_bytes
+    )
     try:
         with transaction.atomic():
             model_version = _model_version_create(

@@ -422,3 +422,22 @@ def _emails(rng: np.random.Generator, company_domains: list[str], uses_free_mail
         else:
             emails.append(f"{local}@{domain}")
     return emails
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write demo data as CSV to stdout: `python -m leadml.ml.demo_data leads|customers [N]`."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="Write synthetic leads or customers as CSV.")
+    parser.add_argument("kind", choices=("leads", "customers"))
+    parser.add_argument("rows", type=int, nargs="?", default=1000)
+    parser.add_argument("--seed", type=int, default=None)
+    options = parser.parse_args(argv)
+    generate = generate_leads if options.kind == "leads" else generate_customers
+    frame = generate(options.rows) if options.seed is None else generate(options.rows, seed=options.seed)
+    frame.to_csv(sys.stdout, index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""`manage.py serve`: the web server and the job worker as one foreground command.
+
+Production mode runs gunicorn; `--reload` runs Django's autoreloading development
+server instead. Unless `--no-worker` is given, a django-q2 `qcluster` runs beside it,
+so training jobs queued by the API are picked up without a second terminal.
+
+Both run as child processes, each in its own process group: this command decides how
+each is stopped (a terminal's Ctrl-C would otherwise reach them all at once, in an order
+we don't control), and a whole group can be killed if a child will not stop in time.
+If either child dies on its own the other is stopped too and the command fails, so a
+supervisor (Docker, systemd) sees the service as down instead of half-running.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+# How often the supervision loop looks at its children; short enough that a crash or a
+# signal is acted on at once, long enough to cost nothing.
+POLL_SECONDS = 0.2
+# Gunicorn kills a worker stuck on one request this long; training is queued as a job,
+# so only very large synchronous batch predictions come near it.
+REQUEST_TIMEOUT_SECONDS = 120
+# Time a child gets to stop on its own before its whole process group is killed. Below
+# Docker's default 10 s stop grace period so that our own clean-up runs first.
+DEFAULT_STOP_TIMEOUT_SECONDS = 8.0
+
+
+@dataclass
+class Child:
+    """One supervised child process, the leader of its own process group."""
+
+    name: str
+    argv: list[str]
+    # Django's autoreloader runs the server in a grandchild and dies on SIGTERM without
+    # passing it on; only a SIGINT to the whole group (what a terminal's Ctrl-C does)
+    # stops both. Gunicorn and qcluster instead stop their own workers in order, so
+    # they are signalled through their leader only.
+    interrupt_group: bool = False
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    def start(self, env: dict[str, str], cwd: Path) -> None:
+        self.process = subprocess.Popen(
+            self.argv,
+            env=env,
+            cwd=cwd,
+            # No child reads input; a child that touched the terminal from outside the
+            # foreground process group would be stopped by SIGTTIN/SIGTTOU.
+            stdin=subprocess.DEVNULL,
+            process_group=0,
+        )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def poll(self) -> int | None:
+        return None if self.process is None else self.process.poll()
+
+    def request_stop(self, signum: int) -> None:
+        """Ask the child to stop; it may take a while (gunicorn finishes open requests)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            if self.interrupt_group:
+                os.killpg(self.pid, signal.SIGINT)
+            else:
+                self.process.send_signal(signum)
+        except ProcessLookupError:  # exited between the poll and the signal
+            pass
+
+    def kill_group(self) -> None:
+        """SIGKILL everything left in the child's process group.
+
+        Also run after a clean exit: a worker orphaned by its parent would otherwise keep
+        the port or the job queue busy. While any member is alive the group id cannot
+        belong to anyone else (Linux does not reuse a pid still in use as a process-group
+        id); once the group is empty the call fails harmlessly.
+        """
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):  # group already empty
+            pass
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the API (gunicorn, or Django's autoreloading server with --reload) and run "
+        "the job worker (qcluster) beside it, in the foreground."
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Signals received so far, counted so that a second Ctrl-C can mean "stop now".
+        self._signals: list[int] = []
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=settings.HOST, help="Address to bind (default: settings.HOST).")
+        parser.add_argument("--port", type=int, default=settings.PORT, help="Port to bind (default: settings.PORT).")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.WORKERS,
+            help="Gunicorn worker processes (default: settings.WORKERS; ignored with --reload).",
+        )
+        parser.add_argument(
+            "--reload",
+            action="store_true",
+            help="Development: Django's runserver, restarting on code changes, instead of gunicorn.",
+        )
+        parser.add_argument("--no-worker", action="store_true", help="Do not start the job worker (qcluster).")
+        parser.add_argument(
+            "--stop-timeout",
+            type=float,
+            default=DEFAULT_STOP_TIMEOUT_SECONDS,
+            help="Seconds each child gets to stop before it is killed (default: %(default)s).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host: str = options["host"]
+        port: int = options["port"]
+        workers: int = options["workers"]
+        reload: bool = options["reload"]
+        with_worker: bool = not options["no_worker"]
+        stop_timeout: float = options["stop_timeout"]
+        if not 0 < port < 65536:
+            raise CommandError(f"--port must be between 1 and 65535, not {port}.")
+        if workers < 1:
+            raise CommandError(f"--workers must be at least 1, not {workers}.")
+        if stop_timeout <= 0:
+            raise CommandError("--stop-timeout must be positive.")
+
+        # IPv6 literals need brackets in "host:port" for both gunicorn and runserver.
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        manage_py = str(Path(settings.BASE_DIR) / "manage.py")
+        web = (
+            Child("runserver", [sys.executable, manage_py, "runserver", address], interrupt_group=True)
+            if reload
+            else Child("gunicorn", self._gunicorn_argv(address, workers, stop_timeout))
+        )
+        children = [web]
+        if with_worker:
+            children.append(Child("qcluster", [sys.executable, manage_py, "qcluster"]))
+
+        failed: Child | None = None
+        # Installed before any child starts, so a signal arriving during start-up is not
+        # lost (or fatal to us alone): the loop below sees it and stops what was started.
+        previous_handlers = self._install_signal_handlers()
+        try:
+            env = self._child_env()
+            for child in children:
+                child.start(env, Path(settings.BASE_DIR))
+            server = "runserver, autoreload" if reload else f"gunicorn, {workers} worker{'s' * (workers > 1)}"
+            job_worker = "running (qcluster)" if with_worker else "not started (--no-worker)"
+            self.stdout.write(f"leadml serving on http://{address}/ ({server}); job worker {job_worker}")
+            # Children write to the same stdout; without a flush this line could appear
+            # after theirs when stdout is a pipe (Docker logs, CI).
+            self.stdout.flush()
+            failed = self._supervise(children)
+        finally:
+            # Also reached on errors (e.g. the second child failing to start): never leave
+            # a child behind.
+            self._stop_all(children, self._forwarded_signal(), stop_timeout)
+            for signum, handler in previous_handlers.items():
+                signal.signal(signum, handler)
+
+        if failed is not None:
+            code = failed.poll()
+            raise CommandError(
+                f"{failed.name} exited unexpectedly (exit code {code}); stopped the rest.",
+                # Keep the child's own failure code when it has one; an unexpected clean
+                # exit is still a failure of the service.
+                returncode=code if code and code > 0 else 1,
+            )
+
+    def _gunicorn_argv(self, address: str, workers: int, stop_timeout: float) -> list[str]:
+        argv = [
+            sys.executable,  # `-m gunicorn` uses this interpreter's packages, whatever PATH says
+            "-m",
+            "gunicorn",
+            "leadml.wsgi:application",
+            "--bind",
+            address,
+            "--workers",
+            str(workers),
+            "--timeout",
+            str(REQUEST_TIMEOUT_SECONDS),
+            # Gunicorn's own grace period on SIGTERM must end before ours, or we would
+            # SIGKILL it while it is still shutting down in order.
+            "--graceful-timeout",
+            str(max(1, int(stop_timeout) - 1)),
+            "--access-logfile",
+            "-",
+            "--error-logfile",
+            "-",
+            "--log-level",
+            settings.LOG_LEVEL.lower(),
+            "--chdir",
+            str(settings.BASE_DIR),
+            # Gunicorn's control socket lives at one fixed path in $HOME: two servers on
+            # one machine (parallel tests, several ports) would fight over it, and an
+            # unprivileged container user may have no writable home. Nothing uses it.
+            "--no-control-socket",
+        ]
+        # The worker heartbeat file is written every few seconds; on Docker's overlay
+        # filesystem that can block long enough to get healthy workers killed.
+        if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
+            argv += ["--worker-tmp-dir", "/dev/shm"]
+        return argv
+
+    def _child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        # `--settings` only changes this process; children must load the same settings.
+        env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
+        # Logs should reach `docker logs` as they happen, not when a buffer fills.
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def _install_signal_handlers(self) -> dict[int, Any]:
+        """Turn SIGINT/SIGTERM/SIGHUP into a recorded request to stop.
+
+        The handler only records: stopping involves waiting, which must not happen
+        inside a signal handler (it could interrupt the supervision loop mid-step).
+        """
+
+        def record(signum: int, frame: FrameType | None) -> None:
+            self._signals.append(signum)
+
+        previous: dict[int, Any] = {}
+        # SIGHUP (closed terminal) would otherwise kill only this process and leave the
+        # children, which are in other process groups, running.
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            previous[signum] = signal.signal(signum, record)
+        return previous
+
+    def _forwarded_signal(self) -> int:
+        # SIGINT asks for a quick stop and SIGTERM for a graceful one (gunicorn lets open
+        # requests finish); keep the caller's choice. SIGHUP means "reload" to gunicorn,
+        # so a closed terminal is passed on as SIGTERM.
+        if self._signals and self._signals[0] == signal.SIGINT:
+            return signal.SIGINT
+        return signal.SIGTERM
+
+    def _supervise(self, children: list[Child]) -> Child | None:
+        """Wait for a stop signal (returns None) or a child's exit (returns that child)."""
+        while not self._signals:
+            for child in children:
+                if child.poll() is not None:
+                    return child
+            time.sleep(POLL_SECONDS)
+        return None
+
+    def _stop_all(self, children: list[Child], signum: int, stop_timeout: float) -> None:
+        """Stop every child still running: signal all, wait together, then kill the rest.
+
+        All are signalled before waiting on any, so the total time is one timeout, not
+        one per child. A further signal while waiting (a second Ctrl-C) kills at once.
+        """
+        signals_before = len(self._signals)
+        for child in children:
+            child.request_stop(signum)
+        deadline = time.monotonic() + stop_timeout
+        while any(child.poll() is None for child in children):
+            if time.monotonic() >= deadline or len(self._signals) > signals_before:
+                names = ", ".join(child.name for child in children if child.poll() is None)
+                self.stderr.write(f"Killing {names}: not stopped in time.")
+                break
+            time.sleep(POLL_SECONDS / 2)
+        for child in children:
+            child.kill_group()
+            if child.process is not None:
+                # Reap it, so no zombie outlives us; after SIGKILL this returns at once.
+                child.process.wait()

@@ -1,0 +1,127 @@
+"""Shared fixtures: tokens, API clients, small synthetic datasets, trained models."""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from leadml.ml.demo_data import generate_customers, generate_leads
+from registry.cache import cache_clear
+from registry.models import ModelVersion
+from registry.services import api_token_create
+from training.models import Dataset, TrainingJob
+from training.services.datasets import dataset_create
+from training.services.jobs import training_job_run
+
+DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+TENANT = "tenant-a"
+OTHER_TENANT = "tenant-b"
+
+
+def shared_dataset(relative: str) -> Path:
+    """Return a path under ../shared/datasets; skip locally, fail in CI, when it is absent."""
+    path = DATASETS_DIR / relative
+    if not path.exists():
+        if os.environ.get("LEADML_REQUIRE_DATASETS"):
+            pytest.fail(f"required dataset missing: {path}")
+        pytest.skip(f"dataset not available: {path}")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _fresh_model_cache() -> None:
+    # Version ids repeat across tests (rolled-back transactions), so the cache must not leak.
+    cache_clear()
+
+
+@pytest.fixture
+def client_for() -> Callable[[str | None], APIClient]:
+    """Return a factory: an API client authenticated with the given key (or none)."""
+
+    def make(key: str | None) -> APIClient:
+        client = APIClient()
+        if key:
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def tenant_key(db: None) -> str:
+    _, key = api_token_create(name="tenant a", tenant=TENANT)
+    return key
+
+
+@pytest.fixture
+def other_tenant_key(db: None) -> str:
+    _, key = api_token_create(name="tenant b", tenant=OTHER_TENANT)
+    return key
+
+
+@pytest.fixture
+def service_key(db: None) -> str:
+    _, key = api_token_create(name="crm", is_service=True)
+    return key
+
+
+@pytest.fixture
+def api(client_for: Callable[[str | None], APIClient], tenant_key: str) -> APIClient:
+    return client_for(tenant_key)
+
+
+def records(frame: Any) -> list[dict[str, Any]]:
+    return json.loads(frame.to_json(orient="records"))
+
+
+@pytest.fixture(scope="session")
+def lead_rows() -> list[dict[str, Any]]:
+    return records(generate_leads(400, seed=5))
+
+
+@pytest.fixture(scope="session")
+def customer_rows() -> list[dict[str, Any]]:
+    return records(generate_customers(300, seed=5))
+
+
+def make_dataset(tenant: str, model_type: str, rows: list[dict[str, Any]]) -> Dataset:
+    if model_type == "lead_conversion":
+        return dataset_create(
+            tenant=tenant, model_type=model_type, name="leads", target="status", rows=rows,
+            positive_values=["customer", "won"],
+        )
+    return dataset_create(tenant=tenant, model_type=model_type, name="customers", target="lifetime_value", rows=rows)
+
+
+def train_inline(
+    tenant: str, model_type: str, algorithm: str, name: str, config: dict[str, Any] | None = None
+) -> TrainingJob:
+    """Run a training job in-process (as the worker would) and return it finished."""
+    job = TrainingJob.objects.create(
+        tenant=tenant, model_type=model_type, algorithm=algorithm, model_name=name,
+        training_config={"cv_folds": 3, **(config or {})}, requested_by="test",
+    )
+    training_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    return job
+
+
+@pytest.fixture
+def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
+    make_dataset(TENANT, "lead_conversion", lead_rows)
+    job = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr")
+    assert job.status == "succeeded", job.error
+    return job.model_version
+
+
+@pytest.fixture
+def clv_model(db: None, customer_rows: list[dict[str, Any]]) -> ModelVersion:
+    make_dataset(TENANT, "customer_lifetime_value", customer_rows)
+    job = train_inline(TENANT, "customer_lifetime_value", "linear_regression", "clv_lr")
+    assert job.status == "succeeded", job.error
+    return job.model_version
