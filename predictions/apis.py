@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema_serializer, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -18,6 +18,7 @@ PREDICTION_TYPE = {True: "conversion_probability", False: "lifetime_value"}
 
 
 class PredictApi(APIView):
+    @extend_schema_serializer(component_name="PredictRequest")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         user_id = UserIdField()
@@ -70,6 +71,7 @@ def single_body(result: ScoringResult) -> dict[str, Any]:
 
 
 class PredictBatchApi(APIView):
+    @extend_schema_serializer(component_name="PredictBatchRequest")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         user_id = UserIdField()

@@ -1,7 +1,7 @@
 """Model listing, deletion and activation over HTTP."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema_serializer, OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,6 +48,7 @@ class ModelDeleteApi(APIView):
 
 
 class ModelActivateApi(APIView):
+    @extend_schema_serializer(component_name="ActivateRequest")
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False)
         reason = serializers.CharField(max_length=1000)

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,6 +40,7 @@ def dataset_summary(dataset: Dataset) -> dict[str, Any]:
     }
 
 
+@extend_schema_field({"type": "array", "items": {"type": "string"}, "description": "JSON list or comma list"})
 class PositiveValuesField(serializers.Field):
     """A JSON list, or (from a form) a JSON string or a comma-separated list."""
 
@@ -63,6 +64,7 @@ class PositiveValuesField(serializers.Field):
 
 
 class DatasetCreateApi(APIView):
+    @extend_schema_serializer(component_name="DatasetCreateRequest")
     class InputSerializer(serializers.Serializer):
         user_id = UserIdField()
         model_type = ModelTypeField()
@@ -156,6 +158,7 @@ def synchronous_result(job: TrainingJob) -> dict[str, Any]:
 
 
 class TrainApi(APIView):
+    @extend_schema_serializer(component_name="TrainingConfig")
     class TrainingConfigSerializer(serializers.Serializer):
         dataset_id = serializers.UUIDField(required=False)
         features = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=False)
@@ -165,6 +168,7 @@ class TrainApi(APIView):
         test_size = serializers.FloatField(required=False, min_value=0.05, max_value=0.5)
         random_state = serializers.IntegerField(required=False, min_value=0)
 
+    @extend_schema_serializer(component_name="TrainRequest")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         algorithm = serializers.ChoiceField(choices=ALGORITHM_CHOICES, default="gradient_boosting")
