@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
+from leadml.records import records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ArtifactIntegrityError, InputError
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
@@ -86,6 +87,20 @@ def entity_id_of(record: Mapping[str, Any], model_type: str) -> str:
     return ""
 
 
+def _entity_ids_check(
+    records: Sequence[Mapping[str, Any]], model_type: str, entity_ids: Sequence[str] | None, batch: bool
+) -> None:
+    limit = Prediction._meta.get_field("entity_id").max_length
+    for index, record in enumerate(records):
+        entity_id = (entity_ids[index] if entity_ids else "") or entity_id_of(record, model_type)
+        if len(entity_id) > limit:
+            where = f"data[{index}]" if batch else "data"
+            raise ApplicationError(
+                f"{where}: the record id is {len(entity_id)} characters; at most {limit} are allowed",
+                details={where: [f"id longer than {limit} characters"]},
+            )
+
+
 def _resolve_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion | None:
     if model_name:
         return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type)
@@ -122,6 +137,8 @@ def predictions_make(
             f"{len(records)} records exceed the batch limit of {settings.LEADML_MAX_BATCH_ROWS}",
             details={"data": ["too many records"]},
         )
+    records_check(records, field="data", indexed=batch)
+    _entity_ids_check(records, model_type, entity_ids, batch)
     started = time.perf_counter()
     model_version = _resolve_version(tenant=tenant, model_type=model_type, model_name=model_name)
     bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
+from leadml.records import records_check
 from leadml.ml.errors import DataError
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable, encode_target
@@ -59,20 +60,15 @@ def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
     if len(unnamed) == len(frame.columns):
         raise ApplicationError("CSV has no header row naming its columns", details={"file": ["missing header"]})
     # to_json turns NaN into null and numpy scalars into JSON numbers in one fast pass.
-    return json.loads(frame.to_json(orient="records", date_format="iso"))
+    rows = json.loads(frame.to_json(orient="records", date_format="iso"))
+    records_check(rows, field="file rows")
+    return rows
 
 
 def rows_validate(rows: Sequence[Any]) -> list[dict[str, Any]]:
     if not rows:
         raise ApplicationError("rows is empty", details={"rows": ["at least one row is required"]})
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict):
-            raise ApplicationError(f"rows[{index}] must be an object", details={"rows": [f"row {index} is not an object"]})
-        for key, value in row.items():
-            if isinstance(value, (dict, list)):
-                raise ApplicationError(
-                    f"rows[{index}].{key} must be a single value", details={"rows": [f"row {index}: nested value"]}
-                )
+    records_check(rows, field="rows")
     return list(rows)
 
 

@@ -126,7 +126,7 @@ class Command(BaseCommand):
             "--stop-timeout",
             type=float,
             default=DEFAULT_STOP_TIMEOUT_SECONDS,
-            help="Seconds each child gets to stop before it is killed (default: %(default)s).",
+            help="Seconds the children get to stop on their own before they are killed (default: %(default)s).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:

@@ -1,0 +1,242 @@
+"""`manage.py serve` as a real subprocess: it comes up, and Ctrl-C leaves nothing behind.
+
+The command is started in a session of its own, so every process it creates (gunicorn's
+arbiter and workers, qcluster's sentinel and pool) carries that session id whatever
+process group it is in; "nothing left" means no live process in that session.
+"""
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 15
+
+pytestmark = pytest.mark.skipif(
+    not Path("/proc/self/stat").exists(), reason="finds leftover processes through Linux's /proc"
+)
+
+
+def _session_processes(session_id: int) -> dict[int, str]:
+    """Live (non-zombie) processes in a session, as pid -> command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # exited while we looked
+        # The command name is in parentheses and may itself contain spaces or ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, session = fields[0], int(fields[3])
+        if session == session_id and state != "Z":
+            found[int(entry.name)] = cmdline.strip()
+    return found
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _answers_http(port: int) -> bool:
+    """Whether an HTTP server answers on the port: any status counts, even 404 or 503."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/health")
+        connection.getresponse().read()
+    except (ConnectionError, OSError, http.client.HTTPException):
+        return False
+    finally:
+        connection.close()
+    return True
+
+
+def _port_closed(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(2)
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.fixture(scope="module")
+def serve_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Environment for a `serve` subprocess, with a freshly migrated SQLite database."""
+    var_dir = tmp_path_factory.mktemp("serve")
+    env = dict(os.environ)
+    # The job broker must be the database we migrate here, not a Redis the caller uses.
+    env.pop("REDIS_URL", None)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "leadml.settings.base",
+            "DATABASE_URL": f"sqlite:///{var_dir / 'leadml.sqlite3'}",
+            "LEADML_VAR_DIR": str(var_dir),
+            "MODEL_DIR": str(var_dir / "models"),
+            # One of each keeps the test light on a two-core CI machine.
+            "WORKERS": "1",
+            "LEADML_JOB_WORKERS": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    return env
+
+
+class ServeProcess:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_serving(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"serve exited with {self.process.returncode} before serving:\n{self.log()}")
+            if _answers_http(self.port):
+                return
+            time.sleep(0.25)
+        pytest.fail(f"serve did not answer HTTP within {START_TIMEOUT_SECONDS}s:\n{self.log()}")
+
+    def interrupt_and_wait(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"serve did not exit within {STOP_TIMEOUT_SECONDS}s of SIGINT:\n{self.log()}")
+
+
+@pytest.fixture
+def start_serve(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*extra_args: str) -> ServeProcess:
+        port = _free_port()
+        log_path = tmp_path / f"serve-{port}.log"
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
+                cwd=BASE_DIR,
+                env=serve_env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                # Its own session: the session id marks everything it starts, and the
+                # test's own Ctrl-C handling stays out of it.
+                start_new_session=True,
+            )
+        started.append(process)
+        return ServeProcess(process, port, log_path)
+
+    yield start
+
+    # A failed test must not leave servers or workers running on the CI machine.
+    for process in started:
+        leftovers = _session_processes(process.pid)
+        for pid in leftovers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _wait_for_session_empty(session_id: int, timeout: float = 5) -> dict[int, str]:
+    # Grandchildren are reaped by their own parents a moment after the parent we waited
+    # for has exited; give them that moment before calling them leftovers.
+    deadline = time.monotonic() + timeout
+    while (leftovers := _session_processes(session_id)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return leftovers
+
+
+def test_serve_stops_gunicorn_cleanly_on_sigint(start_serve: Callable[..., ServeProcess]) -> None:
+    server = start_serve("--no-worker")
+    server.wait_until_serving()
+    running = _session_processes(server.process.pid)
+    assert any("gunicorn" in cmdline for cmdline in running.values()), running
+    assert not any("qcluster" in cmdline for cmdline in running.values()), running
+
+    returncode = server.interrupt_and_wait()
+
+    assert returncode == 0, server.log()
+    # Stopped on request, not killed when serve's patience ran out.
+    assert "not stopped in time" not in server.log()
+    assert _wait_for_session_empty(server.process.pid) == {}
+    assert _port_closed(server.port)
+    assert "job worker not started" in server.log()
+
+
+def _wait_for_job_worker(server: ServeProcess) -> dict[int, str]:
+    """Wait until serve answers HTTP and its qcluster runs; returns the session's processes."""
+    server.wait_until_serving()
+    # The worker starts beside the server, not before it: wait for it to show up.
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while True:
+        running = _session_processes(server.process.pid)
+        if any("qcluster" in cmdline for cmdline in running.values()):
+            break
+        assert time.monotonic() < deadline, f"no qcluster process started:\n{server.log()}"
+        assert server.process.poll() is None, f"serve exited:\n{server.log()}"
+        time.sleep(0.25)
+    assert any("gunicorn" in cmdline for cmdline in running.values()), running
+    return running
+
+
+def test_serve_stops_job_worker_too_on_sigint(start_serve: Callable[..., ServeProcess]) -> None:
+    server = start_serve()
+    _wait_for_job_worker(server)
+
+    returncode = server.interrupt_and_wait()
+
+    assert returncode == 0, server.log()
+    # Stopped on request, not killed when serve's patience ran out.
+    assert "not stopped in time" not in server.log()
+    assert _wait_for_session_empty(server.process.pid) == {}
+    assert _port_closed(server.port)
+    assert "job worker running" in server.log()
+
+
+def test_serve_fails_and_stops_the_server_when_the_job_worker_dies(
+    start_serve: Callable[..., ServeProcess],
+) -> None:
+    server = start_serve()
+    running = _wait_for_job_worker(server)
+    # The qcluster leader is serve's direct child; its sentinel and pool are below it.
+    worker_pid = min(pid for pid, cmdline in running.items() if "qcluster" in cmdline)
+
+    os.kill(worker_pid, signal.SIGKILL)
+
+    try:
+        returncode = server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"serve kept running after its job worker died:\n{server.log()}")
+    assert returncode != 0, server.log()
+    assert "qcluster exited unexpectedly" in server.log()
+    # The killed leader's own children were orphaned, not stopped: serve must clean up those too.
+    assert _wait_for_session_empty(server.process.pid) == {}
+    assert _port_closed(server.port)
