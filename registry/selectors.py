@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from leadml.errors import NotFoundError
+from leadml.errors import ConflictError, NotFoundError
 from registry.models import ModelVersion, PromotionEvent
 
 
@@ -39,3 +39,13 @@ def promotion_history(*, tenant: str, model_type: str) -> QuerySet[PromotionEven
     return PromotionEvent.objects.filter(tenant=tenant, model_type=model_type).select_related(
         "from_version", "to_version"
     )
+
+
+def model_name_check_type(*, tenant: str, name: str, model_type: str) -> None:
+    """Refuse (409) a model name the tenant already uses for the other model type."""
+    other = ModelVersion.objects.filter(tenant=tenant, name=name).exclude(model_type=model_type).first()
+    if other is not None:
+        raise ConflictError(
+            f"model_name '{name}' already names a {other.model_type} model; choose another name",
+            details={"model_name": ["used by another model type"]},
+        )

@@ -14,6 +14,7 @@ from leadml.errors import ApplicationError, ConflictError
 from registry import artifacts
 from registry.authentication import hash_key
 from registry.models import ApiToken, ModelVersion, PromotionEvent
+from registry.selectors import model_name_check_type
 
 logger = logging.getLogger(__name__)
 
@@ -99,12 +100,7 @@ def _model_version_create(
     artifact_sha256: str,
     fields: dict[str, Any],
 ) -> ModelVersion:
-    other_type = ModelVersion.objects.filter(tenant=tenant, name=name).exclude(model_type=model_type).first()
-    if other_type is not None:
-        raise ConflictError(
-            f"model_name '{name}' already names a {other_type.model_type} model; choose another name",
-            details={"model_name": ["used by another model type"]},
-        )
+    model_name_check_type(tenant=tenant, name=name, model_type=model_type)
     latest = ModelVersion.objects.filter(tenant=tenant, name=name).aggregate(latest=Max("version"))["latest"]
     model_version = ModelVersion(
         tenant=tenant,

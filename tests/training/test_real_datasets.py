@@ -1,7 +1,6 @@
 """The whole path on real public data: upload through the API, train, check quality."""
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pandas as pd

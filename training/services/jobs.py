@@ -23,6 +23,7 @@ from leadml.ml.pipeline import resolve_preprocessing
 from leadml.ml.train import grids_for, train_model
 from leadml.ml.types import TrainingConfig, TrainResult
 from registry.models import ModelVersion
+from registry.selectors import model_name_check_type
 from registry.services import model_version_register
 from training.models import TrainingJob
 from training.selectors import dataset_get, labelled_row_count, training_frame
@@ -84,12 +85,7 @@ def training_job_create(
             "are needed. Upload training data with POST /datasets first.",
             details={"user_id": ["not enough training data"]},
         )
-    existing = ModelVersion.objects.filter(tenant=tenant, name=model_name).exclude(model_type=model_type).first()
-    if existing is not None:
-        raise ConflictError(
-            f"model_name '{model_name}' already names a {existing.model_type} model; choose another name",
-            details={"model_name": ["used by another model type"]},
-        )
+    model_name_check_type(tenant=tenant, name=model_name, model_type=model_type)
 
     with transaction.atomic():
         job = TrainingJob.objects.create(
