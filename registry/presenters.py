@@ -53,6 +53,7 @@ def model_version_summary(model_version: ModelVersion) -> dict[str, Any]:
 def promotion_event_summary(event: PromotionEvent) -> dict[str, Any]:
     return {
         "from_version": event.from_version.version if event.from_version else None,
+        "from_model_name": event.from_version.name if event.from_version else None,
         "to_version": event.to_version.version if event.to_version else None,
         "to_model_name": event.to_version.name if event.to_version else None,
         "actor": event.actor,
