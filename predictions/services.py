@@ -87,10 +87,12 @@ def entity_id_of(record: Mapping[str, Any], model_type: str) -> str:
     return ""
 
 
-def _entity_ids_check(
+def _entity_ids_resolve(
     records: Sequence[Mapping[str, Any]], model_type: str, entity_ids: Sequence[str] | None, batch: bool
-) -> None:
+) -> list[str]:
+    """Return each record's entity id (given, else its `id` / `customer_id`), refusing over-long ones."""
     limit = Prediction._meta.get_field("entity_id").max_length
+    resolved = []
     for index, record in enumerate(records):
         entity_id = (entity_ids[index] if entity_ids else "") or entity_id_of(record, model_type)
         if len(entity_id) > limit:
@@ -99,6 +101,8 @@ def _entity_ids_check(
                 f"{where}: the record id is {len(entity_id)} characters; at most {limit} are allowed",
                 details={where: [f"id longer than {limit} characters"]},
             )
+        resolved.append(entity_id)
+    return resolved
 
 
 def _resolve_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion | None:
@@ -138,7 +142,7 @@ def predictions_make(
             details={"data": ["too many records"]},
         )
     records_check(records, field="data", indexed=batch)
-    _entity_ids_check(records, model_type, entity_ids, batch)
+    resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
     started = time.perf_counter()
     model_version = _resolve_version(tenant=tenant, model_type=model_type, model_name=model_name)
     bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
@@ -167,7 +171,7 @@ def predictions_make(
         tenant=tenant,
         result=result,
         records=records,
-        entity_ids=entity_ids,
+        entity_ids=resolved_entity_ids,
         latency_ms=latency_ms / len(records),
         batch=batch,
     )
@@ -299,7 +303,7 @@ def _store(
     tenant: str,
     result: ScoringResult,
     records: Sequence[Mapping[str, Any]],
-    entity_ids: Sequence[str] | None,
+    entity_ids: Sequence[str],
     latency_ms: float,
     batch: bool,
 ) -> list[int]:
@@ -311,7 +315,7 @@ def _store(
             tenant=tenant,
             model_type=result.model_type,
             model_version=result.model_version,
-            entity_id=(entity_ids[index] if entity_ids else "") or entity_id_of(record, result.model_type),
+            entity_id=entity_ids[index],
             batch_id=batch_id,
             source=result.source,
             input=dict(record),

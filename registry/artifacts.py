@@ -36,6 +36,3 @@ def artifact_delete(path: str) -> None:
     except OSError:
         logger.warning("artifact_delete_failed path=%s", path, exc_info=True)
 
-
-def artifact_exists(path: str) -> bool:
-    return _storage().exists(path)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
-import numpy as np
 from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -244,6 +243,3 @@ def clamp_selection_k(pipeline: Pipeline, feature_count: int) -> None:
         if isinstance(select.k, int) and select.k >= feature_count:
             select.set_params(k="all")
 
-
-def positive_class_scores(pipeline: Pipeline, frame: Any) -> np.ndarray:
-    return pipeline.predict_proba(frame)[:, 1]
