@@ -44,11 +44,13 @@ def model_version_register(
     artifact_sha256: str,
     fields: dict[str, Any],
     actor: str,
+    promote_reason: str | None = None,
     on_registered: Callable[[ModelVersion], None] | None = None,
 ) -> ModelVersion:
     """Store the artifact, then register a new version in one transaction.
 
-    The tenant's first version for a model type becomes active. `on_registered` runs in
+    The tenant's first version for a model type becomes active, and so does any version
+    registered with a `promote_reason` (it beat the active one). `on_registered` runs in
     the same transaction (the training job marks itself succeeded there), so a job never
     succeeds without its version nor a version appears without its job. If anything
     fails, the artifact file is removed again: no orphan files, no half-registered model.
@@ -73,6 +75,8 @@ def model_version_register(
             ).exists()
             if not has_active:
                 model_version_activate(model_version=model_version, actor=actor, reason="first model of this type")
+            elif promote_reason:
+                model_version_activate(model_version=model_version, actor=actor, reason=promote_reason)
             if on_registered is not None:
                 on_registered(model_version)
     except BaseException:

@@ -167,6 +167,21 @@ class TrainApi(APIView):
         cv_folds = serializers.IntegerField(required=False, min_value=2, max_value=20)
         test_size = serializers.FloatField(required=False, min_value=0.05, max_value=0.5)
         random_state = serializers.IntegerField(required=False, min_value=0)
+        feature_engineering = serializers.DictField(required=False)
+        missing_values = serializers.ListField(child=serializers.JSONField(), required=False)
+        allow_columns = serializers.ListField(child=serializers.CharField(), required=False)
+        calibrate = serializers.BooleanField(required=False)
+        time_budget_s = serializers.FloatField(required=False, min_value=1, max_value=86400)
+        min_improvement = serializers.FloatField(required=False, min_value=0, max_value=1)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                allowed = ", ".join(self.fields)
+                raise serializers.ValidationError(
+                    {name: [f"unknown training_config option; allowed: {allowed}"] for name in unknown}
+                )
+            return attrs
 
     @extend_schema_serializer(component_name="TrainRequest")
     class InputSerializer(serializers.Serializer):

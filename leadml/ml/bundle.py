@@ -34,6 +34,9 @@ class ModelBundle:
     pipeline: Pipeline
     schema: FeatureSchema
     trained_at: str
+    # Lead models: the calibrated wrapper whose probabilities are served; `pipeline` is
+    # the fitted pipeline inside it (what explanations read).
+    calibrator: Any = None
     feature_importance: list[tuple[str, float]] = field(default_factory=list)
     explanation_method: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -47,6 +50,7 @@ class ModelBundle:
     def prepare(self, records: Sequence[Mapping[str, Any]]) -> PreparedRecords:
         """Validate records and return the frame to score with per-record warnings."""
         known = set(self.schema.names) | {dropped.name for dropped in self.schema.dropped}
+        placeholders = {value.strip().lower() for value in self.placeholders}
         rows: list[dict[str, Any]] = []
         warnings: list[list[str]] = []
         for index, record in enumerate(records):
@@ -60,7 +64,7 @@ class ModelBundle:
             missing: list[str] = []
             for column in self.schema.columns:
                 value = record.get(column.name)
-                if value is None or (isinstance(value, str) and not value.strip()):
+                if _is_missing(value, placeholders):
                     missing.append(column.name)
                     cleaned[column.name] = None
                     continue
@@ -72,10 +76,17 @@ class ModelBundle:
         frame = pd.DataFrame.from_records(rows, columns=list(self.schema.names))
         return PreparedRecords(frame=frame, warnings=warnings)
 
+    @property
+    def placeholders(self) -> tuple[str, ...]:
+        """Values the model was trained to read as missing ("Select", "unknown", ...)."""
+        options = getattr(self.pipeline.named_steps["features"], "options", None)
+        return options.missing_values if options is not None else ()
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the positive-class probability (leads) or the predicted value (CLV)."""
         if self.classification:
-            return self.pipeline.predict_proba(frame)[:, 1]
+            scorer = self.calibrator if self.calibrator is not None else self.pipeline
+            return scorer.predict_proba(frame)[:, 1]
         # A lifetime value below zero means nothing; the regressors may extrapolate there.
         return np.clip(self.pipeline.predict(frame), 0.0, None)
 
@@ -85,6 +96,18 @@ class ModelBundle:
             return float("nan")
         position = bisect_right(self.score_quantiles, value)
         return 100.0 * position / len(self.score_quantiles)
+
+
+def _is_missing(value: Any, placeholders: set[str]) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip() or value.strip().lower() in placeholders
+    if placeholders and isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        text = str(int(number)) if number.is_integer() else str(number)
+        return text in placeholders
+    return False
 
 
 def _validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[str]) -> Any:

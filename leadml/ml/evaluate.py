@@ -33,6 +33,31 @@ def classification_metrics(y_true: np.ndarray, probabilities: np.ndarray, thresh
     }
 
 
+def calibration_curve_points(y_true: np.ndarray, probabilities: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
+    """Reliability diagram: per bin of predicted probability, the mean prediction vs the observed rate.
+
+    Bins are quantiles of the predictions, so every point rests on a similar number of rows.
+    """
+    if len(np.unique(y_true)) < 2:
+        return []
+    edges = np.unique(np.quantile(probabilities, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        return []
+    assigned = np.clip(np.searchsorted(edges, probabilities, side="right") - 1, 0, len(edges) - 2)
+    points = []
+    for index in range(len(edges) - 1):
+        members = assigned == index
+        if members.any():
+            points.append(
+                {
+                    "mean_predicted": _round(float(probabilities[members].mean())),
+                    "fraction_positive": _round(float(y_true[members].mean())),
+                    "count": int(members.sum()),
+                }
+            )
+    return points
+
+
 def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     mse = skm.mean_squared_error(y_true, predicted)
     nonzero = np.abs(y_true) > 1e-9

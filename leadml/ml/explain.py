@@ -17,16 +17,16 @@ from sklearn.pipeline import Pipeline
 PERMUTATION_SAMPLE_ROWS = 2000
 
 
-def _transformed_sources(pipeline: Pipeline) -> list[str]:
-    """Return, for each column entering the estimator, the input column it came from."""
+def _transformed_sources(pipeline: Pipeline) -> list[tuple[str, ...]]:
+    """Return, for each column entering the estimator, the input column(s) it came from."""
     engineer = pipeline.named_steps["features"]
     preprocess = pipeline.named_steps["preprocess"]
-    sources: list[str] = []
+    sources: list[tuple[str, ...]] = []
     for name, transformer, columns in preprocess.transformers_:
         if name == "remainder" or transformer == "drop":
             continue
         if name == "num":
-            sources.extend(engineer.source_of_[column] for column in columns)
+            sources.extend(engineer.sources_of_[column] for column in columns)
             continue
         encoder = transformer.named_steps["encode"]
         if hasattr(encoder, "categories_") and encoder.__class__.__name__ == "OneHotEncoder":
@@ -35,9 +35,9 @@ def _transformed_sources(pipeline: Pipeline) -> list[str]:
             ordered = sorted(columns, key=len, reverse=True)
             for output in output_names:
                 owner = next(column for column in ordered if str(output).startswith(f"{column}_"))
-                sources.append(engineer.source_of_[owner])
+                sources.append(engineer.sources_of_[owner])
         else:
-            sources.extend(engineer.source_of_[column] for column in columns)
+            sources.extend(engineer.sources_of_[column] for column in columns)
     if "select" in pipeline.named_steps:
         support = pipeline.named_steps["select"].get_support()
         sources = [source for source, kept in zip(sources, support) if kept]
@@ -73,8 +73,10 @@ def feature_importance(
     totals: dict[str, float] = defaultdict(float)
     if native is not None:
         weights, method = native
-        for source, weight in zip(_transformed_sources(pipeline), weights):
-            totals[source] += float(weight)
+        for sources, weight in zip(_transformed_sources(pipeline), weights):
+            # An interaction's weight is shared by the columns it multiplies.
+            for source in sources:
+                totals[source] += float(weight) / len(sources)
     else:
         method = "permutation"
         sample = features

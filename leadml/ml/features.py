@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from leadml.ml.errors import ConfigError
 from leadml.ml.rules import email_domain, is_free_mail, seniority_level
-from leadml.ml.types import ColumnSpec, DroppedColumn, FeatureSchema
+from leadml.ml.types import ColumnSpec, DroppedColumn, FeatureOptions, FeatureSchema
 
 IDENTIFIER_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)_", re.IGNORECASE)
 EMAIL_NAME = re.compile(r"(^|_)e?mail(_address)?$", re.IGNORECASE)
@@ -53,11 +54,14 @@ def _parse_share(parsed: pd.Series, present: pd.Series) -> float:
     return float(parsed[present].notna().sum()) / count if count else 0.0
 
 
-def infer_schema(frame: pd.DataFrame, *, keep: Iterable[str] | None = None) -> FeatureSchema:
+def infer_schema(
+    frame: pd.DataFrame, *, keep: Iterable[str] | None = None, drop_constant: bool = True
+) -> FeatureSchema:
     """Return the feature schema of a training frame (target column already removed).
 
     `keep` names columns the caller wants used even where inference would drop them
-    as identifiers or free text.
+    as identifiers or free text. `drop_constant=False` keeps single-valued columns
+    (for describing a handful of records rather than training on them).
     """
     keep_set = set(keep or ())
     columns: list[ColumnSpec] = []
@@ -81,7 +85,7 @@ def infer_schema(frame: pd.DataFrame, *, keep: Iterable[str] | None = None) -> F
         if name not in keep_set and lowered in PERSONAL_TEXT_NAMES:
             dropped.append(DroppedColumn(name, "personal data (names, phones and addresses are not used)"))
             continue
-        if unique_count == 1:
+        if drop_constant and unique_count == 1:
             dropped.append(DroppedColumn(name, "constant: a single value"))
             continue
 
@@ -104,6 +108,7 @@ def infer_schema(frame: pd.DataFrame, *, keep: Iterable[str] | None = None) -> F
                     missing_share,
                     minimum=float(numeric.min()),
                     maximum=float(numeric.max()),
+                    skew=_skew(numeric),
                 )
             )
             continue
@@ -123,6 +128,11 @@ def infer_schema(frame: pd.DataFrame, *, keep: Iterable[str] | None = None) -> F
     return FeatureSchema(columns=tuple(columns), dropped=tuple(dropped))
 
 
+def _skew(numbers: pd.Series) -> float | None:
+    skew = numbers.dropna().skew()
+    return None if pd.isna(skew) else round(float(skew), 4)
+
+
 def _top_categories(values: pd.Series) -> tuple[str, ...]:
     counts = values.astype(str).value_counts()
     return tuple(counts.index[:MAX_CATEGORIES_KEPT])
@@ -135,63 +145,242 @@ def _as_text(value: Any) -> str | None:
     return text or None
 
 
+FEATURE_OPTION_KEYS = (
+    "date_features",
+    "email_features",
+    "seniority",
+    "log_transform",
+    "skew_threshold",
+    "interactions",
+    "missing_values",
+)
+
+
+def resolve_feature_options(raw: Mapping[str, Any] | None) -> FeatureOptions:
+    """Validate `training_config.feature_engineering` and return the options."""
+    if raw is None:
+        return FeatureOptions()
+    if not isinstance(raw, Mapping):
+        raise ConfigError("feature_engineering must be an object", field="feature_engineering")
+    unknown = sorted(set(raw) - set(FEATURE_OPTION_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"unknown feature_engineering option(s) {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(FEATURE_OPTION_KEYS)}",
+            field=f"feature_engineering.{unknown[0]}",
+        )
+    values: dict[str, Any] = {}
+    for key in ("date_features", "email_features", "seniority", "log_transform"):
+        if key in raw:
+            if not isinstance(raw[key], bool):
+                raise ConfigError(f"feature_engineering.{key} must be true or false", field=f"feature_engineering.{key}")
+            values[key] = raw[key]
+    if "skew_threshold" in raw:
+        threshold = raw["skew_threshold"]
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+            raise ConfigError(
+                "feature_engineering.skew_threshold must be a number >= 0", field="feature_engineering.skew_threshold"
+            )
+        values["skew_threshold"] = float(threshold)
+    if "interactions" in raw:
+        pairs = raw["interactions"]
+        if not isinstance(pairs, list) or not all(
+            isinstance(pair, list) and len(pair) == 2 and all(isinstance(name, str) and name for name in pair)
+            for pair in pairs
+        ):
+            raise ConfigError(
+                'feature_engineering.interactions must be a list of column-name pairs, e.g. [["a", "b"]]',
+                field="feature_engineering.interactions",
+            )
+        values["interactions"] = tuple((a, b) for a, b in pairs)
+    if "missing_values" in raw:
+        placeholders = raw["missing_values"]
+        if not isinstance(placeholders, list) or not all(isinstance(value, (str, int, float)) for value in placeholders):
+            raise ConfigError(
+                'feature_engineering.missing_values must be a list of placeholder values, e.g. ["Select", "unknown"]',
+                field="feature_engineering.missing_values",
+            )
+        values["missing_values"] = tuple(str(value) for value in placeholders)
+    return FeatureOptions(**values)
+
+
+def replace_placeholders(frame: pd.DataFrame, placeholders: Iterable[str]) -> pd.DataFrame:
+    """Return `frame` with placeholder values ("Select", "unknown", ...) set to missing.
+
+    Matching ignores case and surrounding spaces; numbers match their text ("-1", "999").
+    """
+    wanted = {str(value).strip().lower() for value in placeholders}
+    if not wanted:
+        return frame
+
+    def is_placeholder(value: Any) -> bool:
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            return False
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return str(value).strip().lower() in wanted
+
+    cleaned = frame.copy()
+    for name in cleaned.columns:
+        hits = cleaned[name].map(is_placeholder)
+        if hits.any():
+            cleaned[name] = cleaned[name].astype(object).mask(hits, None)
+    return cleaned
+
+
+def interaction_name(left: str, right: str) -> str:
+    return f"{left}__x__{right}"
+
+
 class FeatureEngineer(BaseEstimator, TransformerMixin):
     """Turn raw records (a DataFrame or a list of dicts) into model-ready columns.
 
     Output columns are either numeric (floats, NaN for missing) or categorical (strings,
-    NaN for missing); `numeric_columns_` and `categorical_columns_` name them and
-    `source_of_` maps each back to the input column it came from.
+    NaN for missing); `numeric_columns_` and `categorical_columns_` name them,
+    `sources_of_` maps each back to the input column(s) it came from and `explain()`
+    says how every engineered column is made.
     """
 
-    def __init__(self, schema: FeatureSchema, reference_time: datetime | None = None) -> None:
+    def __init__(
+        self,
+        schema: FeatureSchema,
+        options: FeatureOptions | None = None,
+        reference_time: datetime | None = None,
+    ) -> None:
         self.schema = schema
+        self.options = options
         self.reference_time = reference_time
 
-    def fit(self, X: pd.DataFrame, y: Any = None) -> FeatureEngineer:
+    @property
+    def _options(self) -> FeatureOptions:
+        return self.options or FeatureOptions()
+
+    def fit(self, X: pd.DataFrame | None = None, y: Any = None) -> FeatureEngineer:
+        options = self._options
+        by_name = {column.name: column for column in self.schema.columns}
+        for pair in options.interactions:
+            for name in pair:
+                column = by_name.get(name)
+                if column is None or column.kind != "numeric":
+                    usable = ", ".join(c.name for c in self.schema.columns if c.kind == "numeric")
+                    raise ConfigError(
+                        f"feature_engineering.interactions names {name!r}, which is not a numeric input column; "
+                        f"numeric columns: {usable}",
+                        field="feature_engineering.interactions",
+                    )
         self.numeric_columns_: list[str] = []
         self.categorical_columns_: list[str] = []
-        self.source_of_: dict[str, str] = {}
+        self.sources_of_: dict[str, tuple[str, ...]] = {}
+        self.descriptions_: dict[str, str] = {}
+        self.log_columns_: list[str] = [
+            column.name
+            for column in self.schema.columns
+            if options.log_transform
+            and column.kind == "numeric"
+            and column.minimum is not None
+            and column.minimum >= 0
+            and column.skew is not None
+            and column.skew > options.skew_threshold
+        ]
         for column in self.schema.columns:
-            for derived, is_numeric in self._derived_names(column):
-                (self.numeric_columns_ if is_numeric else self.categorical_columns_).append(derived)
-                self.source_of_[derived] = column.name
+            for derived, is_numeric, description in self._derived(column):
+                self._add(derived, is_numeric, (column.name,), description)
+        for left, right in options.interactions:
+            self._add(interaction_name(left, right), True, (left, right), f"{left} × {right}")
         return self
 
-    @staticmethod
-    def _derived_names(column: ColumnSpec) -> list[tuple[str, bool]]:
+    def _add(self, name: str, is_numeric: bool, sources: tuple[str, ...], description: str) -> None:
+        (self.numeric_columns_ if is_numeric else self.categorical_columns_).append(name)
+        self.sources_of_[name] = sources
+        self.descriptions_[name] = description
+
+    def _derived(self, column: ColumnSpec) -> list[tuple[str, bool, str]]:
+        options = self._options
         name = column.name
         if column.kind == "numeric":
-            return [(name, True)]
+            if name in self.log_columns_:
+                return [(f"{name}__log", True, f"log(1 + {name}); skewed (skewness {column.skew:.2f})")]
+            return [(name, True, "number as given")]
         if column.kind == "categorical":
-            return [(name, False)]
+            return [(name, False, "category")]
         if column.kind == "datetime":
-            return [(f"{name}__age_days", True), (f"{name}__month", True), (f"{name}__weekday", True)]
+            if not options.date_features:
+                return []
+            return [
+                (f"{name}__age_days", True, f"days from {name} to the time of scoring"),
+                (f"{name}__month", True, f"month of {name} (1-12)"),
+                (f"{name}__weekday", True, f"weekday of {name} (0=Monday)"),
+            ]
         if column.kind == "email":
-            return [(f"{name}__free_mail", True), (f"{name}__domain", False)]
+            if not options.email_features:
+                return []
+            return [
+                (f"{name}__free_mail", True, f"1 if {name} is at a free-mail provider (gmail, yahoo, ...)"),
+                (f"{name}__domain", False, f"domain of {name}"),
+            ]
         if column.kind == "job_title":
-            return [(f"{name}__seniority", True), (name, False)]
+            if not options.seniority:
+                return [(name, False, "category")]
+            return [
+                (f"{name}__seniority", True, f"seniority read from {name}: 0 unknown .. 5 C-level/owner"),
+                (name, False, "category"),
+            ]
         raise ValueError(f"unknown column kind {column.kind!r}")
 
+    def explain(self) -> dict[str, Any]:
+        """Describe what feature engineering did, for the training report."""
+        return {
+            "options": self._options.as_dict(),
+            "features": [
+                {
+                    "feature": name,
+                    "from": list(self.sources_of_[name]),
+                    "kind": "numeric" if name in self.numeric_columns_ else "categorical",
+                    "how": self.descriptions_[name],
+                }
+                for name in self.numeric_columns_ + self.categorical_columns_
+            ],
+            "log_transformed": list(self.log_columns_),
+            "interactions": [interaction_name(a, b) for a, b in self._options.interactions],
+            "unused_inputs": [
+                column.name
+                for column in self.schema.columns
+                if not any(column.name in sources for sources in self.sources_of_.values())
+            ],
+        }
+
     def transform(self, X: pd.DataFrame | list[Mapping[str, Any]]) -> pd.DataFrame:
+        options = self._options
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame.from_records(list(X))
+        frame = replace_placeholders(frame, options.missing_values)
         now = pd.Timestamp(self.reference_time or datetime.now(timezone.utc))
         if now.tzinfo is None:
             now = now.tz_localize("UTC")
         missing = pd.Series([None] * len(frame), index=frame.index, dtype=object)
+        raw_numbers: dict[str, pd.Series] = {}
         out: dict[str, pd.Series] = {}
         for column in self.schema.columns:
             name = column.name
             raw = frame[name] if name in frame.columns else missing
             if column.kind == "numeric":
-                out[name] = to_numeric(raw)
+                numbers = to_numeric(raw)
+                raw_numbers[name] = numbers
+                if name in self.log_columns_:
+                    out[f"{name}__log"] = np.log1p(numbers.clip(lower=0.0))
+                else:
+                    out[name] = numbers
             elif column.kind == "categorical":
                 out[name] = raw.map(_as_text).astype(object)
             elif column.kind == "datetime":
+                if not options.date_features:
+                    continue
                 dates = to_datetime(raw)
                 out[f"{name}__age_days"] = (now - dates).dt.total_seconds() / 86400.0
                 out[f"{name}__month"] = dates.dt.month.astype(float)
                 out[f"{name}__weekday"] = dates.dt.weekday.astype(float)
             elif column.kind == "email":
+                if not options.email_features:
+                    continue
                 domains = raw.map(email_domain)
                 out[f"{name}__free_mail"] = domains.map(
                     lambda domain: np.nan if domain is None else float(is_free_mail(domain))
@@ -199,10 +388,13 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
                 out[f"{name}__domain"] = domains.astype(object)
             elif column.kind == "job_title":
                 titles = raw.map(_as_text)
-                out[f"{name}__seniority"] = titles.map(
-                    lambda title: np.nan if title is None else float(seniority_level(title))
-                ).astype(float)
+                if options.seniority:
+                    out[f"{name}__seniority"] = titles.map(
+                        lambda title: np.nan if title is None else float(seniority_level(title))
+                    ).astype(float)
                 out[name] = titles.astype(object)
+        for left, right in options.interactions:
+            out[interaction_name(left, right)] = raw_numbers[left] * raw_numbers[right]
         result = pd.DataFrame(out, index=frame.index)
         # Categorical columns must hold str or NaN only: the encoders refuse None.
         for name in self.categorical_columns_:

@@ -28,7 +28,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, S
 
 from leadml.ml.errors import ConfigError
 from leadml.ml.features import FeatureEngineer
-from leadml.ml.types import FeatureSchema, is_classification
+from leadml.ml.types import FeatureOptions, FeatureSchema, is_classification
 
 MISSING_VALUE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
 CATEGORICAL_ENCODINGS = ("one_hot", "label")
@@ -116,11 +116,12 @@ ALGORITHMS: dict[str, Algorithm] = {
     "neural_network": Algorithm(
         name="neural_network",
         label="Neural network (multi-layer perceptron)",
-        make_classifier=lambda rs: MLPClassifier(
-            hidden_layer_sizes=(64, 32), early_stopping=True, max_iter=400, random_state=rs
-        ),
+        # No early stopping for classification: sklearn stops on validation *accuracy*,
+        # which on imbalanced leads plateaus at the majority class within a few epochs.
+        # Training stops instead once the loss improves by less than `tol` for 10 epochs.
+        make_classifier=lambda rs: MLPClassifier(hidden_layer_sizes=(32,), max_iter=300, random_state=rs),
         make_regressor=_mlp_regressor,
-        classifier_grid={"alpha": [1e-4, 1e-2]},
+        classifier_grid={"alpha": [1e-2, 1.0]},
         regressor_grid={"regressor__alpha": [1e-4, 1e-2]},
     ),
 }
@@ -172,19 +173,12 @@ def default_grid(model_type: str, algorithm: str) -> dict[str, list[Any]]:
     return dict(spec.classifier_grid if is_classification(model_type) else spec.regressor_grid)
 
 
-def build_pipeline(
-    *,
-    schema: FeatureSchema,
-    model_type: str,
-    algorithm: str,
-    preprocessing: dict[str, Any],
-    random_state: int = 42,
-) -> Pipeline:
-    """Return the unfitted pipeline for one algorithm over one feature schema."""
-    engineer = FeatureEngineer(schema).fit(None)
+def build_preprocessor(
+    engineer: FeatureEngineer, preprocessing: dict[str, Any]
+) -> ColumnTransformer:
+    """Impute, encode and scale the engineered columns as `preprocessing` says."""
     numeric_columns = engineer.numeric_columns_
     categorical_columns = engineer.categorical_columns_
-
     strategy = preprocessing["missing_value_strategy"]
     numeric_imputer = (
         SimpleImputer(strategy="constant", fill_value=preprocessing.get("fill_value", 0), keep_empty_features=True)
@@ -218,10 +212,23 @@ def build_pipeline(
         transformers.append(("cat", Pipeline(categorical_steps), categorical_columns))
     if not transformers:
         raise ConfigError("no usable feature columns remain after dropping identifiers and empty columns")
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
+
+def build_pipeline(
+    *,
+    schema: FeatureSchema,
+    model_type: str,
+    algorithm: str,
+    preprocessing: dict[str, Any],
+    feature_options: FeatureOptions | None = None,
+    random_state: int = 42,
+) -> Pipeline:
+    """Return the unfitted pipeline for one algorithm over one feature schema."""
+    engineer = FeatureEngineer(schema, feature_options).fit(None)
     steps: list[tuple[str, Any]] = [
         ("features", engineer),
-        ("preprocess", ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)),
+        ("preprocess", build_preprocessor(engineer, preprocessing)),
     ]
     selection = preprocessing["feature_selection"]
     if selection != "none":

@@ -1,10 +1,13 @@
 """Data-quality summary of a training table (SPEC §3)."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import roc_auc_score
 
 from leadml.ml.features import to_numeric
 from leadml.ml.types import is_classification
@@ -29,7 +32,7 @@ def quality_report(features: pd.DataFrame, labels: pd.Series, *, model_type: str
         "missing_share": missing_share,
         "constant_columns": constant,
         "duplicate_rows": duplicate_rows,
-        "leakage_suspects": _leakage_suspects(features, labels),
+        "leakage_suspects": _leakage_suspects(features, labels, model_type=model_type),
     }
     if is_classification(model_type):
         positives = int((labelled == 1).sum())
@@ -47,24 +50,85 @@ def quality_report(features: pd.DataFrame, labels: pd.Series, *, model_type: str
     return report
 
 
-def _leakage_suspects(features: pd.DataFrame, labels: pd.Series) -> list[dict[str, str]]:
-    """Columns that are the target again: equal to it, or a number perfectly correlated with it."""
+# Names of fields that are only known once the outcome is: the length of the sales call,
+# when or why a deal closed. They predict conversion because they record it.
+POST_OUTCOME_NAME = re.compile(
+    r"^(duration|call_duration|call_length|talk_time)$"
+    r"|(^|_)(closed|close|won|lost|converted|conversion|churned|cancelled)_(at|on|date|time|reason)$"
+    r"|(^|_)(loss|lost|close|closing|win|won)_reason$"
+    r"|^(outcome|result|deal_stage|stage|status_reason)$",
+    re.IGNORECASE,
+)
+# A single column that alone ranks the outcome this well is almost certainly the outcome.
+LEAKAGE_AUC = 0.95
+LEAKAGE_CORRELATION = 0.95
+LEAKAGE_SAMPLE_ROWS = 50_000
+
+
+def _single_column_auc(column: pd.Series, target: pd.Series) -> float | None:
+    """ROC-AUC of one column alone (either direction), categories by out-of-fold target rate."""
+    numbers = to_numeric(column)
+    if numbers.notna().mean() >= 0.98:
+        values = numbers.fillna(numbers.median())
+    else:
+        text = column.astype(str).where(column.notna(), "<missing>")
+        if text.nunique() > 0.5 * len(text):
+            return None  # identifier-like text: an in-sample rate per value would always look perfect
+        # Each half's category rates come from the other half, so rare values cannot fake signal.
+        halves = np.arange(len(text)) % 2 == 0
+        values = pd.Series(np.nan, index=text.index)
+        prior = float(target.mean())
+        for fit_half in (halves, ~halves):
+            rates = target[fit_half].groupby(text[fit_half]).mean()
+            values[~fit_half] = text[~fit_half].map(rates).fillna(prior).to_numpy()
+    if values.nunique() < 2:
+        return None
+    auc = float(roc_auc_score(target, values))
+    return max(auc, 1.0 - auc)
+
+
+def _leakage_suspects(features: pd.DataFrame, labels: pd.Series, *, model_type: str) -> list[dict[str, Any]]:
+    """Columns that look like the outcome itself, or like something known only after it."""
     labelled = labels.notna()
-    if labelled.sum() < 2:
-        return []
     target = labels[labelled].astype(float)
-    suspects = []
+    if len(target) > LEAKAGE_SAMPLE_ROWS:
+        target = target.sample(LEAKAGE_SAMPLE_ROWS, random_state=0)
+    suspects: list[dict[str, Any]] = []
     for name in features.columns:
-        column = features.loc[labelled, name]
+        if POST_OUTCOME_NAME.search(str(name)):
+            suspects.append(
+                {
+                    "column": str(name),
+                    "reason": "known only after the outcome (e.g. call duration, close date or reason)",
+                    "score": None,
+                }
+            )
+            continue
+        if len(target) < 20 or target.nunique() < 2:
+            continue
+        column = features.loc[target.index, name]
+        if is_classification(model_type):
+            auc = _single_column_auc(column, target)
+            if auc is not None and auc > LEAKAGE_AUC:
+                suspects.append(
+                    {
+                        "column": str(name),
+                        "reason": f"alone predicts the target almost perfectly (ROC-AUC {auc:.3f} > {LEAKAGE_AUC})",
+                        "score": round(auc, 4),
+                    }
+                )
+            continue
         numbers = to_numeric(column)
-        if numbers.notna().all() and numbers.nunique() > 1 and target.nunique() > 1:
-            correlation = float(np.corrcoef(numbers.to_numpy(), target.to_numpy())[0, 1])
-            if abs(correlation) > 0.999:
-                suspects.append({"column": str(name), "reason": "equal to the target (correlation 1.0)"})
-                continue
-        # A category that maps one-to-one onto the target is the target in another spelling.
-        if column.notna().all() and column.astype(str).nunique() == target.nunique():
-            pairs = pd.DataFrame({"value": column.astype(str).to_numpy(), "target": target.to_numpy()})
-            if (pairs.groupby("value")["target"].nunique() == 1).all():
-                suspects.append({"column": str(name), "reason": "determines the target exactly"})
+        present = numbers.notna()
+        if present.mean() < 0.98 or numbers[present].nunique() < 2:
+            continue
+        correlation = float(spearmanr(numbers[present], target[present]).statistic)
+        if np.isfinite(correlation) and abs(correlation) > LEAKAGE_CORRELATION:
+            suspects.append(
+                {
+                    "column": str(name),
+                    "reason": f"alone ranks the target almost perfectly (Spearman {correlation:.3f})",
+                    "score": round(abs(correlation), 4),
+                }
+            )
     return suspects

@@ -7,19 +7,25 @@ by raising from inside the callback.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import brier_score_loss, log_loss
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, train_test_split
 
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ConfigError, DataError
-from leadml.ml.evaluate import classification_metrics, main_metric, regression_metrics
+from leadml.ml.evaluate import calibration_curve_points, classification_metrics, main_metric, regression_metrics
 from leadml.ml.explain import feature_importance
-from leadml.ml.features import infer_schema
+from leadml.ml.features import infer_schema, replace_placeholders
 from leadml.ml.pipeline import (
     ALGORITHMS,
     AUTO,
@@ -32,9 +38,18 @@ from leadml.ml.pipeline import (
 )
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable
-from leadml.ml.types import CrossValidation, FeatureSchema, TrainingConfig, TrainResult, is_classification
+from leadml.ml.types import (
+    CrossValidation,
+    DroppedColumn,
+    FeatureSchema,
+    TrainingConfig,
+    TrainResult,
+    is_classification,
+)
 
 ProgressCallback = Callable[[str, int], None]
+# Isotonic calibration needs enough rows to fit its step function; Platt scaling below.
+ISOTONIC_MIN_ROWS = 1000
 
 
 def _no_progress(step: str, percent: int) -> None:
@@ -119,12 +134,18 @@ def train_model(
     features = select_features(features.reset_index(drop=True), config.features)
     labels = labels.reset_index(drop=True).astype(float)
     check_trainable(labels, model_type=model_type, min_rows=min_rows, min_rows_per_class=min_rows_per_class)
+    features = replace_placeholders(features, config.feature_options.missing_values)
     quality = quality_report(features, labels, model_type=model_type)
+    excluded = _leakage_exclusions(quality["leakage_suspects"], config.allow_columns)
     labelled = labels.notna().to_numpy()
     features, target = features[labelled].reset_index(drop=True), labels[labelled].to_numpy()
     if classification:
         target = target.astype(int)
-    schema = infer_schema(features)
+    schema = infer_schema(features.drop(columns=list(excluded)), keep=config.allow_columns)
+    schema = FeatureSchema(
+        columns=schema.columns,
+        dropped=(*schema.dropped, *(DroppedColumn(name, reason) for name, reason in excluded.items())),
+    )
     if not schema.columns:
         raise DataError("no usable feature columns: every column is an identifier, empty or constant", field="rows")
     timings["validate"] = time.perf_counter() - started
@@ -142,8 +163,15 @@ def train_model(
 
     candidates: list[dict[str, Any]] = []
     best: tuple[float, str, GridSearchCV] | None = None
+    search_started_all = time.perf_counter()
     for position, (name, grid) in enumerate(grids.items()):
-        percent = 15 + int(60 * position / len(grids))
+        elapsed = time.perf_counter() - search_started_all
+        if best is not None and config.time_budget_s is not None and elapsed >= config.time_budget_s:
+            candidates.append(
+                {"algorithm": name, "skipped": f"time budget of {config.time_budget_s:g}s spent ({elapsed:.1f}s)"}
+            )
+            continue
+        percent = 15 + int(55 * position / len(grids))
         report_progress(f"search:{name}", percent)
         search_started = time.perf_counter()
         search = _search(schema, model_type, name, grid, preprocessing, folds, scoring, config, train_x, train_y)
@@ -155,21 +183,34 @@ def train_model(
                 "cv_mean": round(cv_mean, 6),
                 "cv_std": round(float(search.cv_results_["std_test_score"][search.best_index_]), 6),
                 "best_params": _plain_params(search.best_params_),
+                "fits": int(len(search.cv_results_["params"]) * folds.get_n_splits() + 1),
                 "seconds": round(seconds, 3),
             }
         )
         if best is None or cv_mean > best[0]:
             best = (cv_mean, name, search)
-    timings["search"] = time.perf_counter() - started - timings["validate"]
+    timings["search"] = time.perf_counter() - search_started_all
     assert best is not None
     _, chosen, search = best
     pipeline = search.best_estimator_
+    calibrator = None
+    calibration: dict[str, Any] | None = None
+    if classification and config.calibrate:
+        report_progress("calibrate", 72)
+        calibrate_started = time.perf_counter()
+        calibrator, calibration = _calibrate(search, folds, train_x, train_y, test_x, test_y)
+        pipeline = calibrator.calibrated_classifiers_[0].estimator
+        timings["calibrate"] = time.perf_counter() - calibrate_started
 
     report_progress("evaluate", 80)
     evaluate_started = time.perf_counter()
     if classification:
-        test_predictions = pipeline.predict_proba(test_x)[:, 1]
+        scorer = calibrator if calibrator is not None else pipeline
+        test_predictions = scorer.predict_proba(test_x)[:, 1]
         metrics = classification_metrics(test_y, test_predictions)
+        metrics["calibration_curve"] = calibration_curve_points(test_y, test_predictions)
+        if calibration is not None:
+            metrics["brier_uncalibrated"] = calibration["brier_before"]
     else:
         test_predictions = np.clip(pipeline.predict(test_x), 0.0, None)
         metrics = regression_metrics(test_y, test_predictions)
@@ -195,6 +236,7 @@ def train_model(
         model_type=model_type,
         algorithm=chosen,
         pipeline=pipeline,
+        calibrator=calibrator,
         schema=schema,
         trained_at=datetime.now(timezone.utc).isoformat(),
         feature_importance=importance,
@@ -211,6 +253,9 @@ def train_model(
         "used_columns": [column.as_dict() for column in schema.columns],
         "dropped_columns": [{"name": d.name, "reason": d.reason} for d in schema.dropped],
         "preprocessing": preprocessing,
+        "feature_engineering": pipeline.named_steps["features"].explain(),
+        "leakage_excluded": [{"column": name, "reason": reason} for name, reason in excluded.items()],
+        "calibration": calibration,
         "quality": quality,
         "candidates": candidates,
         "cross_validation": cross_validation.__dict__,
@@ -226,6 +271,7 @@ def train_model(
         feature_importance=tuple(importance),
         explanation_method=method,
         report=report,
+        holdout=(test_x, test_y),
     )
 
 
@@ -256,6 +302,7 @@ def _search(
         model_type=model_type,
         algorithm=algorithm,
         preprocessing=preprocessing,
+        feature_options=config.feature_options,
         random_state=config.random_state,
     )
     if "select" in pipeline.named_steps:
@@ -271,11 +318,61 @@ def _search(
         error_score="raise",
     )
     try:
-        search.fit(train_x, train_y)
+        with _quiet_convergence():
+            search.fit(train_x, train_y)
+    except ConfigError:
+        raise
     except ValueError as error:
         # Bad hyperparameter values (e.g. a negative C) surface here; they are the caller's to fix.
         raise ConfigError(f"training with {algorithm} failed: {error}", field="param_grid") from error
     return search
+
+
+def _calibrate(
+    search: GridSearchCV,
+    folds: KFold | StratifiedKFold,
+    train_x: pd.DataFrame,
+    train_y: np.ndarray,
+    test_x: pd.DataFrame,
+    test_y: np.ndarray,
+) -> tuple[CalibratedClassifierCV, dict[str, Any]]:
+    """Calibrate the chosen pipeline on out-of-fold predictions of the training rows.
+
+    Isotonic regression once there is enough data to fit a step function without
+    overfitting it, Platt's sigmoid below that. `ensemble=False` keeps one pipeline
+    fitted on all training rows (the one explained and saved) plus one calibrator.
+    """
+    method = "isotonic" if len(train_y) >= ISOTONIC_MIN_ROWS else "sigmoid"
+    calibrator = CalibratedClassifierCV(clone(search.best_estimator_), method=method, cv=folds, ensemble=False)
+    with _quiet_convergence():
+        calibrator.fit(train_x, train_y)
+    before = search.best_estimator_.predict_proba(test_x)[:, 1]
+    after = calibrator.predict_proba(test_x)[:, 1]
+    return calibrator, {
+        "method": method,
+        "fitted_on": f"out-of-fold predictions of {len(train_y)} training rows ({folds.get_n_splits()} folds)",
+        "brier_before": round(float(brier_score_loss(test_y, before)), 6),
+        "brier_after": round(float(brier_score_loss(test_y, after)), 6),
+        "log_loss_before": round(float(log_loss(test_y, np.clip(before, 1e-6, 1 - 1e-6), labels=[0, 1])), 6),
+        "log_loss_after": round(float(log_loss(test_y, np.clip(after, 1e-6, 1 - 1e-6), labels=[0, 1])), 6),
+    }
+
+
+@contextmanager
+def _quiet_convergence() -> Iterator[None]:
+    """An MLP reaching max_iter is a normal outcome of a bounded search, not a fault."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _leakage_exclusions(suspects: list[dict[str, Any]], allowed: tuple[str, ...]) -> dict[str, str]:
+    """Leakage suspects to leave out of training: all of them except those the tenant allows."""
+    return {
+        suspect["column"]: f"leakage suspect, excluded: {suspect['reason']} (keep it with training_config.allow_columns)"
+        for suspect in suspects
+        if suspect["column"] not in allowed
+    }
 
 
 def _plain_params(params: dict[str, Any]) -> dict[str, Any]:

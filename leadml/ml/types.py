@@ -26,6 +26,7 @@ class ColumnSpec:
     minimum: float | None = None  # numeric columns: training range
     maximum: float | None = None
     categories: tuple[str, ...] = ()  # categorical columns: most frequent values seen
+    skew: float | None = None  # numeric columns: sample skewness of the training values
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,6 +35,7 @@ class ColumnSpec:
             "missing_share": self.missing_share,
             "min": self.minimum,
             "max": self.maximum,
+            "skew": self.skew,
             "categories": list(self.categories),
         }
 
@@ -63,11 +65,39 @@ class FeatureSchema:
 
 
 @dataclass(frozen=True)
+class FeatureOptions:
+    """Which feature-engineering steps run; every one can be switched off in the config."""
+
+    date_features: bool = True  # dates -> age in days, month, weekday
+    email_features: bool = True  # e-mail -> free-mail flag and domain
+    seniority: bool = True  # job title -> seniority level 0..5 (the title is kept as a category)
+    log_transform: bool = True  # log1p of skewed non-negative numerics
+    skew_threshold: float = 1.0
+    interactions: tuple[tuple[str, str], ...] = ()  # products of chosen numeric pairs
+    missing_values: tuple[str, ...] = ()  # placeholders read as missing ("Select", "unknown")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "date_features": self.date_features,
+            "email_features": self.email_features,
+            "seniority": self.seniority,
+            "log_transform": self.log_transform,
+            "skew_threshold": self.skew_threshold,
+            "interactions": [list(pair) for pair in self.interactions],
+            "missing_values": list(self.missing_values),
+        }
+
+
+@dataclass(frozen=True)
 class TrainingConfig:
     """What `POST /train` may tune. Unknown preprocessing values are refused upstream."""
 
     features: tuple[str, ...] | None = None
     preprocessing: dict[str, Any] = field(default_factory=dict)
+    feature_options: FeatureOptions = field(default_factory=FeatureOptions)
+    allow_columns: tuple[str, ...] = ()  # leakage suspects the tenant keeps on purpose
+    calibrate: bool = True  # lead models: calibrate probabilities on held-out folds
+    time_budget_s: float | None = None  # `auto`: stop trying further algorithms past this
     param_grid: dict[str, list[Any]] | None = None
     cv_folds: int = 5
     test_size: float = 0.2
@@ -95,3 +125,6 @@ class TrainResult:
     feature_importance: tuple[tuple[str, float], ...]
     explanation_method: str
     report: dict[str, Any]
+    # The held-out rows (raw features, encoded target): a challenger and the active
+    # model are compared on exactly these before promotion. Never persisted.
+    holdout: tuple[Any, Any] | None = None

@@ -7,6 +7,7 @@ and a cancelled job cannot be marked succeeded.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -18,12 +19,16 @@ from django_q.tasks import async_task
 
 from leadml.errors import ApplicationError, ConflictError
 from leadml.ml.artifacts import dump_bytes
+from leadml.ml.errors import ArtifactIntegrityError
+from leadml.ml.promotion import PromotionDecision, decide_promotion
 from leadml.ml.errors import ConfigError, MLError
+from leadml.ml.features import resolve_feature_options
 from leadml.ml.pipeline import resolve_preprocessing
 from leadml.ml.train import grids_for, train_model
 from leadml.ml.types import TrainingConfig, TrainResult
 from registry.models import ModelVersion
-from registry.selectors import model_name_check_type
+from registry.cache import bundle_load
+from registry.selectors import model_name_check_type, model_version_get_active
 from registry.services import model_version_register
 from training.models import TrainingJob
 from training.selectors import dataset_get, labelled_row_count, training_frame
@@ -40,12 +45,20 @@ def training_config_parse(raw: dict[str, Any]) -> TrainingConfig:
     """Validate `training_config` and return the ML core's config (400 on anything unknown)."""
     try:
         preprocessing = resolve_preprocessing(raw.get("preprocessing"))
+        engineering = dict(raw.get("feature_engineering") or {})
+        if "missing_values" in raw:  # also accepted at the top level of training_config
+            engineering.setdefault("missing_values", raw["missing_values"])
+        feature_options = resolve_feature_options(engineering)
     except ConfigError as error:
         raise ApplicationError(error.message, details={error.field or "training_config": [error.message]}) from error
     features = raw.get("features")
     return TrainingConfig(
         features=tuple(features) if features else None,
         preprocessing=preprocessing,
+        feature_options=feature_options,
+        allow_columns=tuple(raw.get("allow_columns") or ()),
+        calibrate=raw.get("calibrate", True),
+        time_budget_s=raw.get("time_budget_s"),
         param_grid=raw.get("param_grid"),
         cv_folds=raw.get("cv_folds", 5),
         test_size=raw.get("test_size", 0.2),
@@ -163,7 +176,6 @@ def training_job_run(*, job_id: Any) -> None:
     progress = _JobProgress(job.pk)
     try:
         result = _train(job, progress)
-        progress("register", 98)
         _register(job, result, progress)
     except JobCancelled:
         _finish(job.pk, Status.CANCELLED, progress, error="cancelled on request")
@@ -190,7 +202,33 @@ def _train(job: TrainingJob, progress: _JobProgress) -> TrainResult:
     )
 
 
+def _promotion(job: TrainingJob, result: TrainResult) -> PromotionDecision:
+    """Score the challenger and the active model on the challenger's held-out rows."""
+    champion_version = model_version_get_active(tenant=job.tenant, model_type=job.model_type)
+    champion = None
+    if champion_version is not None:
+        try:
+            champion = bundle_load(champion_version)
+        except (ArtifactIntegrityError, OSError, ValueError) as error:
+            logger.warning("promotion_champion_unusable version=%s error=%s", champion_version.pk, error)
+    assert result.holdout is not None
+    decision = decide_promotion(
+        challenger=result.bundle,
+        holdout=result.holdout,
+        champion=champion,
+        champion_version=champion_version.version if champion_version is not None else None,
+        min_improvement=job.training_config.get("min_improvement"),
+    )
+    if champion_version is not None and champion is None:
+        decision = replace(decision, promote=True, reason=f"the active version {champion_version.version} cannot be loaded")
+    return decision
+
+
 def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> ModelVersion:
+    progress("compare", 96)
+    decision = _promotion(job, result)
+    result.report["promotion"] = decision.as_dict()
+    progress("register", 98)
     data, sha256 = dump_bytes(result.bundle)
 
     def mark_succeeded(model_version: ModelVersion) -> None:
@@ -226,6 +264,7 @@ def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> 
         artifact_sha256=sha256,
         fields=fields,
         actor=job.requested_by or "training job",
+        promote_reason=f"automatic promotion: {decision.reason}" if decision.promote else None,
         on_registered=mark_succeeded,
     )
     main_key = "roc_auc" if result.bundle.classification else "r2"

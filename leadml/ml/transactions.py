@@ -1,0 +1,433 @@
+"""Customer features and CLV training tables built from raw transaction logs.
+
+A transaction log has one row per purchase (or refund): who, when, how much. This
+module turns it into one row of features per customer as of a given day, and into a
+training table for customer lifetime value: features as of a calibration day and, as
+the target, the customer's net spend over the following `horizon_days`.
+
+Rules applied everywhere (training, prediction, one customer or many):
+
+* Dates are read as days: ISO 8601 strings (``"1997-01-01"``, ``"1997-01-01T10:30:00Z"``),
+  YYYYMMDD integers or strings (``19970101``) and datetime objects. Times are dropped;
+  dates with a UTC offset are converted to UTC first.
+* Amounts are netted per customer per day, so a refund on the day of its purchase
+  cancels it. A day whose net amount is above 0 is a *purchase day*; a day whose net is
+  0 or below is not, but its net still counts towards the customer's spend. Spend
+  totals are floored at 0.
+* Features as of day D use only transactions dated on or before D.
+
+Plain pandas and numpy: never imports Django.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leadml.ml.errors import DataError
+
+CUSTOMER_ID = "customer_id"
+DATE = "date"
+AMOUNT = "amount"
+
+RECENT_WINDOW_DAYS = 90
+
+FEATURE_DESCRIPTIONS: dict[str, str] = {
+    "purchase_days": "number of purchase days (days with net amount > 0) up to and including as_of",
+    "frequency": "repeat purchase days: purchase_days - 1 (BTYD 'x')",
+    "recency_days": "days from the last purchase day to as_of",
+    "tenure_days": "days from the first purchase day to as_of (BTYD 'T')",
+    "age_at_last_days": "days from the first to the last purchase day (BTYD recency 't_x')",
+    "total_spend": "net amount of all transactions up to as_of, refunds included, floored at 0",
+    "avg_spend": "total_spend / purchase_days",
+    "max_spend": "largest net amount of a single purchase day",
+    "first_purchase_value": "net amount of the first purchase day",
+    "last_purchase_value": "net amount of the last purchase day",
+    "avg_repeat_spend": (
+        "mean net amount of the repeat purchase days (all but the first); NaN without a repeat purchase "
+        "(the monetary value the Gamma-Gamma model uses)"
+    ),
+    "spend_last_90_days": (
+        f"net amount of transactions in the {RECENT_WINDOW_DAYS} days ending on as_of "
+        f"(as_of - {RECENT_WINDOW_DAYS - 1} .. as_of), floored at 0"
+    ),
+    "purchases_last_90_days": f"purchase days in the {RECENT_WINDOW_DAYS} days ending on as_of",
+    "avg_days_between": "mean days between consecutive purchase days: age_at_last_days / frequency; NaN with one",
+}
+FEATURE_COLUMNS: tuple[str, ...] = tuple(FEATURE_DESCRIPTIONS)
+
+TARGET_NAME = "future_spend"
+
+_EIGHT_DIGITS = re.compile(r"^\d{8}$")
+_DATE_HELP = "ISO 8601 (e.g. 2024-01-31 or 2024-01-31T10:30:00Z), YYYYMMDD (e.g. 20240131) or a datetime"
+
+
+@dataclass(frozen=True)
+class TransactionColumns:
+    """Names of the customer, date and amount columns in a raw transaction log."""
+
+    customer: str = CUSTOMER_ID
+    date: str = DATE
+    amount: str = AMOUNT
+
+
+# --- Parsing ---------------------------------------------------------------------
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NaT:
+        return True
+    if isinstance(value, float) and np.isnan(value):
+        return True
+    if isinstance(value, str) and not value.strip():
+        return True
+    return False
+
+
+def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (days as tz-naive datetime64[ns] normalised to midnight, mask of unreadable values).
+
+    Both are indexed like `values`. Missing values count as unreadable: a transaction
+    must have a date.
+    """
+    index = values.index
+    values = values.reset_index(drop=True)
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
+        parsed = values
+    elif pd.api.types.is_bool_dtype(values.dtype):
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    else:
+        if pd.api.types.is_numeric_dtype(values.dtype):
+            values = values.astype(object)
+        kinds = values.map(_date_kind)
+        texts = pd.Series(
+            [_date_text(value, kind) for value, kind in zip(values, kinds, strict=True)], dtype=object
+        )
+        parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+        compact = (kinds == "yyyymmdd").to_numpy()
+        if compact.any():
+            parsed[compact] = pd.to_datetime(texts[compact], format="%Y%m%d", errors="coerce").to_numpy()
+        iso = (kinds == "iso").to_numpy()
+        if iso.any():
+            stamps = pd.to_datetime(texts[iso], format="ISO8601", errors="coerce", utc=True)
+            parsed[iso] = stamps.dt.tz_localize(None).to_numpy()
+        objects = (kinds == "datetime").to_numpy()
+        if objects.any():
+            stamps = pd.to_datetime(values[objects].map(_as_utc_timestamp), errors="coerce", utc=True)
+            parsed[objects] = stamps.dt.tz_localize(None).to_numpy()
+    parsed = parsed.astype("datetime64[ns]").dt.normalize()
+    parsed.index = index
+    return parsed, parsed.isna()
+
+
+def _date_text(value: Any, kind: str) -> str:
+    if kind == "yyyymmdd":
+        return value.strip() if isinstance(value, str) else str(int(value))
+    if kind == "iso":
+        return str(value).strip()
+    return ""
+
+
+def _date_kind(value: Any) -> str:
+    if _is_missing(value) or isinstance(value, bool | np.bool_):
+        return "bad"
+    if isinstance(value, dt.date | np.datetime64):  # datetime and pd.Timestamp are dates too
+        return "datetime"
+    if isinstance(value, int | np.integer | float | np.floating):
+        number = float(value)
+        return "yyyymmdd" if number.is_integer() and 10_000_000 <= number <= 99_999_999 else "bad"
+    if isinstance(value, str):
+        return "yyyymmdd" if _EIGHT_DIGITS.match(value.strip()) else "iso"
+    return "bad"
+
+
+def _as_utc_timestamp(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Return (amounts as floats, mask of unreadable or missing values)."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Series(np.nan, index=values.index), pd.Series(True, index=values.index)
+    if pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = values.astype(float)
+    else:
+        cleaned = values.map(
+            lambda value: np.nan if isinstance(value, bool | np.bool_)
+            else (value.strip() if isinstance(value, str) else value)
+        )
+        numbers = pd.to_numeric(cleaned, errors="coerce").astype(float)
+    return numbers, ~np.isfinite(numbers)
+
+
+def _customer_text(value: Any) -> str | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))  # 17.0 read from a CSV column with gaps is customer "17"
+    text = str(value).strip()
+    return text or None
+
+
+def _describe(value: Any) -> str:
+    return "an empty value" if _is_missing(value) else repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _as_day(value: Any, *, field: str) -> pd.Timestamp:
+    """Read one date (same rules as transaction dates) as a tz-naive midnight Timestamp."""
+    parsed, bad = _parse_dates(pd.Series([value], dtype=object))
+    if bool(bad.iloc[0]):
+        raise DataError(f"{field} must be a date ({_DATE_HELP}); got {_describe(value)}", field=field)
+    return pd.Timestamp(parsed.iloc[0])
+
+
+# --- Normalising a log -------------------------------------------------------------
+
+
+def normalise_transactions(
+    frame: pd.DataFrame, columns: TransactionColumns = TransactionColumns()
+) -> pd.DataFrame:
+    """Return the log as columns customer_id (str), date (datetime64, day, tz-naive), amount (float).
+
+    One row per input row (not yet netted per day), sorted by customer and date. Raises
+    DataError naming the column, with a count and an example, when a column is absent
+    or has a value that cannot be read (missing customer id, date or amount included).
+    """
+    for name in (columns.customer, columns.date, columns.amount):
+        if name not in frame.columns:
+            shown = ", ".join(repr(str(column)) for column in list(frame.columns)[:20])
+            raise DataError(f"the transactions have no column {name!r} (columns: {shown})", field=name)
+
+    customers = frame[columns.customer].map(_customer_text)
+    missing = customers.isna()
+    if missing.any():
+        row = missing.idxmax()
+        raise DataError(
+            f"column {columns.customer!r}: {int(missing.sum())} transaction(s) have no customer id "
+            f"(e.g. row {row!r})",
+            field=columns.customer,
+        )
+
+    dates, bad_dates = _parse_dates(frame[columns.date])
+    if bad_dates.any():
+        row = bad_dates.idxmax()
+        raise DataError(
+            f"column {columns.date!r}: {int(bad_dates.sum())} value(s) are not dates ({_DATE_HELP}), "
+            f"e.g. row {row!r}: {_describe(frame[columns.date].loc[row])}",
+            field=columns.date,
+        )
+
+    amounts, bad_amounts = _parse_amounts(frame[columns.amount])
+    if bad_amounts.any():
+        row = bad_amounts.idxmax()
+        raise DataError(
+            f"column {columns.amount!r}: {int(bad_amounts.sum())} value(s) are not numbers, "
+            f"e.g. row {row!r}: {_describe(frame[columns.amount].loc[row])}",
+            field=columns.amount,
+        )
+
+    result = pd.DataFrame(
+        {
+            CUSTOMER_ID: customers.astype(str).to_numpy(),
+            DATE: dates.to_numpy(dtype="datetime64[ns]"),
+            AMOUNT: amounts.to_numpy(dtype=float),
+        }
+    )
+    return result.iloc[_customer_order(result[CUSTOMER_ID], result[DATE])].reset_index(drop=True)
+
+
+def _customer_order(customers: pd.Series, dates: pd.Series) -> np.ndarray:
+    """Positions sorting rows by customer, then date: ids made of digits first, by number, then the rest as text."""
+    ids = customers.astype(str)
+    digits = ids.str.fullmatch(r"\d{1,18}").to_numpy(dtype=bool)
+    numbers = np.where(digits, pd.to_numeric(ids.where(digits, "0")).to_numpy(dtype=np.int64), 0)
+    # np.lexsort sorts by the last key first; the text breaks ties such as "001" and "1".
+    return np.lexsort((dates.to_numpy(), ids.to_numpy(dtype=str), numbers, ~digits))
+
+
+def _ensure_normalised(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Accept a normalised log as is; normalise anything else with the default column names."""
+    if (
+        list(transactions.columns[:3]) == [CUSTOMER_ID, DATE, AMOUNT]
+        and pd.api.types.is_datetime64_dtype(transactions[DATE].dtype)
+        and not isinstance(transactions[DATE].dtype, pd.DatetimeTZDtype)
+        and pd.api.types.is_float_dtype(transactions[AMOUNT].dtype)
+        and pd.api.types.is_object_dtype(transactions[CUSTOMER_ID].dtype)
+        and not transactions[[DATE, AMOUNT]].isna().any().any()
+        and bool((transactions[DATE] == transactions[DATE].dt.normalize()).all())
+    ):
+        return transactions
+    return normalise_transactions(transactions, TransactionColumns())
+
+
+def _daily(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Net amount per customer per day, sorted by customer and day."""
+    daily = transactions.groupby([CUSTOMER_ID, DATE], sort=True, observed=True)[AMOUNT].sum().reset_index()
+    return daily.iloc[_customer_order(daily[CUSTOMER_ID], daily[DATE])].reset_index(drop=True)
+
+
+# --- Features ----------------------------------------------------------------------------
+
+
+def _features_from_daily(daily: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    daily = daily[daily[DATE] <= as_of]
+    purchases = daily[daily[AMOUNT] > 0]
+    if purchases.empty:
+        empty = pd.DataFrame({name: pd.Series(dtype=float) for name in FEATURE_COLUMNS})
+        empty.index = pd.Index([], dtype=object, name=CUSTOMER_ID)
+        return empty
+
+    by_customer = purchases.groupby(CUSTOMER_ID, sort=False)
+    count = by_customer.size().astype(float)
+    first_day = by_customer[DATE].min()
+    last_day = by_customer[DATE].max()
+    first_value = by_customer[AMOUNT].first()  # days are sorted within each customer
+    last_value = by_customer[AMOUNT].last()
+    purchase_sum = by_customer[AMOUNT].sum()
+    customers = count.index
+
+    def days(delta: pd.Series) -> pd.Series:
+        return (delta / pd.Timedelta(days=1)).astype(float)
+
+    total = daily.groupby(CUSTOMER_ID)[AMOUNT].sum().reindex(customers).clip(lower=0.0)
+    window_start = as_of - pd.Timedelta(days=RECENT_WINDOW_DAYS - 1)
+    recent = daily[daily[DATE] >= window_start]
+    recent_spend = recent.groupby(CUSTOMER_ID)[AMOUNT].sum().reindex(customers, fill_value=0.0).clip(lower=0.0)
+    recent_purchases = (recent[AMOUNT] > 0).groupby(recent[CUSTOMER_ID]).sum().reindex(customers, fill_value=0)
+
+    frequency = count - 1.0
+    age_at_last = days(last_day - first_day)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        repeat_mean = ((purchase_sum - first_value) / frequency).where(frequency > 0)
+        gap = (age_at_last / frequency).where(frequency > 0)
+
+    features = pd.DataFrame(
+        {
+            "purchase_days": count,
+            "frequency": frequency,
+            "recency_days": days(as_of - last_day),
+            "tenure_days": days(as_of - first_day),
+            "age_at_last_days": age_at_last,
+            "total_spend": total,
+            "avg_spend": total / count,
+            "max_spend": by_customer[AMOUNT].max(),
+            "first_purchase_value": first_value,
+            "last_purchase_value": last_value,
+            "avg_repeat_spend": repeat_mean,
+            "spend_last_90_days": recent_spend,
+            "purchases_last_90_days": recent_purchases,
+            "avg_days_between": gap,
+        },
+        index=customers,
+    )
+    features = features[list(FEATURE_COLUMNS)].astype(float)
+    features.index = pd.Index(features.index.astype(str), dtype=object, name=CUSTOMER_ID)
+    return features
+
+
+def customer_features(transactions: pd.DataFrame, as_of: Any) -> pd.DataFrame:
+    """Return one row of float features per customer (index customer_id) as of the day `as_of`.
+
+    `transactions` is a log from `normalise_transactions` (a log with columns customer_id,
+    date and amount is normalised first). Transactions after `as_of` are ignored;
+    customers without a purchase day on or before it are absent. Columns: FEATURE_COLUMNS,
+    described in FEATURE_DESCRIPTIONS.
+    """
+    day = _as_day(as_of, field="as_of")
+    return _features_from_daily(_daily(_ensure_normalised(transactions)), day)
+
+
+def training_table(
+    transactions: pd.DataFrame, *, calibration_end: Any, horizon_days: int
+) -> tuple[pd.DataFrame, pd.Series]:
+    """Return (features, target) for CLV training.
+
+    Features are `customer_features` as of `calibration_end` (inclusive), with the id as a
+    `customer_id` column; the target is each customer's net spend, floored at 0, in
+    (calibration_end, calibration_end + horizon_days]. Only customers with a purchase day
+    on or before calibration_end are rows. Both are indexed 0..n-1 in customer order.
+    """
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int | np.integer) or horizon_days < 1:
+        raise DataError(f"horizon_days must be a whole number of days >= 1; got {horizon_days!r}", field="horizon_days")
+    end = _as_day(calibration_end, field="calibration_end")
+    log = _ensure_normalised(transactions)
+    if log.empty:
+        raise DataError("there are no transactions", field="calibration_end")
+    first, last = log[DATE].min(), log[DATE].max()
+    if not (first <= end < last):
+        raise DataError(
+            f"calibration_end {end.date()} must leave transactions on both sides: the log runs from "
+            f"{first.date()} to {last.date()}",
+            field="calibration_end",
+        )
+
+    daily = _daily(log)
+    features = _features_from_daily(daily, end)
+    if features.empty:
+        raise DataError(
+            f"no customer has a purchase (a day with a net amount above 0) on or before {end.date()}",
+            field="calibration_end",
+        )
+    window = daily[(daily[DATE] > end) & (daily[DATE] <= end + pd.Timedelta(days=int(horizon_days)))]
+    target = (
+        window.groupby(CUSTOMER_ID)[AMOUNT].sum().reindex(features.index, fill_value=0.0).clip(lower=0.0).astype(float)
+    )
+    target = target.reset_index(drop=True).rename(TARGET_NAME)
+    return features.reset_index(), target
+
+
+def features_for_customer(transactions: Sequence[Mapping[str, Any]], as_of: Any) -> dict[str, float]:
+    """Return one customer's features as of `as_of` from their transactions [{date, amount}, ...].
+
+    The same builder as `customer_features`, so the names and values match the training
+    table's row for that customer (NaN where the table has NaN). Raises DataError with
+    field "transactions[i].date" / "transactions[i].amount" for an unreadable element and
+    field "transactions" when there is no purchase day on or before `as_of`.
+    """
+    day = _as_day(as_of, field="as_of")
+    if isinstance(transactions, str | bytes | Mapping) or not isinstance(transactions, Sequence):
+        raise DataError("transactions must be a list of {date, amount} objects", field="transactions")
+    for position, element in enumerate(transactions):
+        if not isinstance(element, Mapping):
+            raise DataError(
+                f"transactions[{position}] must be an object with date and amount; got {_describe(element)}",
+                field=f"transactions[{position}]",
+            )
+        for key in (DATE, AMOUNT):
+            if key not in element:
+                raise DataError(f"transactions[{position}] has no {key!r}", field=f"transactions[{position}].{key}")
+
+    raw_dates = pd.Series([element[DATE] for element in transactions], dtype=object)
+    raw_amounts = pd.Series([element[AMOUNT] for element in transactions], dtype=object)
+    dates, bad_dates = _parse_dates(raw_dates)
+    if bad_dates.any():
+        position = int(bad_dates.to_numpy().argmax())
+        raise DataError(
+            f"transactions[{position}].date is not a date ({_DATE_HELP}): {_describe(raw_dates.iloc[position])}",
+            field=f"transactions[{position}].date",
+        )
+    amounts, bad_amounts = _parse_amounts(raw_amounts)
+    if bad_amounts.any():
+        position = int(bad_amounts.to_numpy().argmax())
+        raise DataError(
+            f"transactions[{position}].amount is not a number: {_describe(raw_amounts.iloc[position])}",
+            field=f"transactions[{position}].amount",
+        )
+
+    log = pd.DataFrame(
+        {CUSTOMER_ID: "customer", DATE: dates.to_numpy(dtype="datetime64[ns]"), AMOUNT: amounts.to_numpy(dtype=float)}
+    )
+    features = _features_from_daily(_daily(log), day)
+    if features.empty:
+        raise DataError(
+            f"no purchase (a day with a net amount above 0) on or before {day.date()}", field="transactions"
+        )
+    return {name: float(value) for name, value in features.iloc[0].items()}
