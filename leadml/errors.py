@@ -11,6 +11,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from leadml.ml.errors import ConfigError, DataError, InputError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -71,6 +72,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """Turn any exception raised in a view into the one error shape."""
     if isinstance(exc, ApplicationError):
         return Response(error_body(exc.message, exc.details), status=exc.status_code)
+    if isinstance(exc, (ConfigError, DataError, InputError)):
+        # The ML core refusing a request's data or options: the caller's to fix.
+        return Response(error_body(exc.message, {exc.field or "non_field_errors": [exc.message]}), status=400)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body(f"Request body too large: {exc}"),

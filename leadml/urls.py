@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from leadml.health import HealthApi
 from predictions.apis import PredictApi, PredictBatchApi
 from registry.apis import ModelActivateApi, ModelDeleteApi, ModelListApi
-from training.apis import DatasetCreateApi, DatasetDetailApi, JobCancelApi, JobDetailApi, TrainApi
+from training.apis import DatasetCreateApi, DatasetDetailApi, JobCancelApi, JobDetailApi, PreprocessApi, TrainApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),
@@ -16,6 +16,7 @@ urlpatterns = [
     path("models/<str:user_id>", ModelListApi.as_view(), name="models"),
     path("models/<str:user_id>/<str:model_name>", ModelDeleteApi.as_view(), name="model-delete"),
     path("models/<str:user_id>/<str:model_name>/activate", ModelActivateApi.as_view(), name="model-activate"),
+    path("preprocess", PreprocessApi.as_view(), name="preprocess"),
     path("datasets", DatasetCreateApi.as_view(), name="datasets"),
     path("datasets/<str:dataset_id>", DatasetDetailApi.as_view(), name="dataset-detail"),
     path("jobs/<str:job_id>", JobDetailApi.as_view(), name="job-detail"),

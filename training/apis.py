@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.fields import ModelTypeField, UserIdField
 from leadml.ml.pipeline import ALGORITHM_CHOICES
+from leadml.ml.preprocess import preprocess_records
+from leadml.records import records_check
 from registry.authentication import tenant_authorize, tenant_scope
 from registry.presenters import model_version_metadata
 from training.models import Dataset, TrainingJob
@@ -276,3 +278,30 @@ class JobCancelApi(APIView):
         job = training_job_get(job_id=job_id, tenant_scope=tenant_scope(request))
         job = training_job_cancel(job=job)
         return Response(job_summary(job))
+
+
+class PreprocessApi(APIView):
+    @extend_schema_serializer(component_name="PreprocessRequest")
+    class InputSerializer(serializers.Serializer):
+        data = serializers.JSONField(help_text="One record (object) or a list of records")
+        config = serializers.DictField(required=False, default=dict)
+
+        def validate_data(self, value: Any) -> list[dict[str, Any]]:
+            records = [value] if isinstance(value, dict) else value
+            if not isinstance(records, list) or not records:
+                raise serializers.ValidationError("must be a record (object) or a non-empty list of records")
+            if len(records) > settings.LEADML_MAX_BATCH_ROWS:
+                raise PayloadTooLargeError(
+                    f"{len(records)} records exceed the limit of {settings.LEADML_MAX_BATCH_ROWS}",
+                    details={"data": ["too many records"]},
+                )
+            records_check(records, field="data", indexed=isinstance(value, list))
+            return records
+
+    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Preview preprocessing on records")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        result = preprocess_records(data["data"], data["config"])
+        return Response({"success": True, **result})

@@ -174,9 +174,13 @@ def default_grid(model_type: str, algorithm: str) -> dict[str, list[Any]]:
 
 
 def build_preprocessor(
-    engineer: FeatureEngineer, preprocessing: dict[str, Any]
+    engineer: FeatureEngineer, preprocessing: dict[str, Any], *, rare_category_count: int = 5
 ) -> ColumnTransformer:
-    """Impute, encode and scale the engineered columns as `preprocessing` says."""
+    """Impute, encode and scale the engineered columns as `preprocessing` says.
+
+    One-hot encoding folds categories seen fewer than `rare_category_count` times into
+    one "infrequent" column.
+    """
     numeric_columns = engineer.numeric_columns_
     categorical_columns = engineer.categorical_columns_
     strategy = preprocessing["missing_value_strategy"]
@@ -196,7 +200,10 @@ def build_preprocessor(
         # Rare and unseen categories share one "infrequent" column instead of exploding
         # the width or failing at prediction.
         encoder: Any = OneHotEncoder(
-            handle_unknown="infrequent_if_exist", min_frequency=5, max_categories=30, sparse_output=False
+            handle_unknown="infrequent_if_exist",
+            min_frequency=rare_category_count,
+            max_categories=30,
+            sparse_output=False,
         )
     else:
         encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)

@@ -9,12 +9,16 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from leadml.ml.features import to_numeric
+from leadml.ml.features import infer_schema, to_numeric
 from leadml.ml.types import is_classification
 
 
-def quality_report(features: pd.DataFrame, labels: pd.Series, *, model_type: str) -> dict[str, Any]:
-    """Summarise rows, missing values, constant columns, duplicates, target and leakage."""
+def quality_report(features: pd.DataFrame, labels: pd.Series | None, *, model_type: str) -> dict[str, Any]:
+    """Summarise rows, missing values, constant columns, duplicates, target and leakage.
+
+    Without labels (describing records, not training data) the target and leakage parts
+    are left out.
+    """
     row_count = len(features)
     as_text = features.astype(str).where(features.notna(), None)
     missing_share = {
@@ -22,18 +26,22 @@ def quality_report(features: pd.DataFrame, labels: pd.Series, *, model_type: str
     }
     constant = [str(name) for name in features.columns if features[name].dropna().astype(str).nunique() <= 1]
     duplicate_rows = int(as_text.duplicated().sum()) if row_count else 0
-    labelled = labels.dropna()
-
+    schema = infer_schema(features, drop_constant=False)
     report: dict[str, Any] = {
         "rows": row_count,
         "columns": len(features.columns),
-        "labelled_rows": int(len(labelled)),
-        "unlabelled_rows": int(row_count - len(labelled)),
         "missing_share": missing_share,
         "constant_columns": constant,
         "duplicate_rows": duplicate_rows,
-        "leakage_suspects": _leakage_suspects(features, labels, model_type=model_type),
+        "column_kinds": {column.name: column.kind for column in schema.columns},
+        "dropped_columns": [{"name": d.name, "reason": d.reason} for d in schema.dropped],
     }
+    if labels is None:
+        return report
+    labelled = labels.dropna()
+    report["labelled_rows"] = int(len(labelled))
+    report["unlabelled_rows"] = int(row_count - len(labelled))
+    report["leakage_suspects"] = _leakage_suspects(features, labels, model_type=model_type)
     if is_classification(model_type):
         positives = int((labelled == 1).sum())
         report["target"] = {

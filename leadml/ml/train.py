@@ -18,7 +18,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import brier_score_loss, log_loss
+from sklearn.metrics import brier_score_loss, get_scorer, log_loss
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, train_test_split
 
 from leadml.ml.bundle import ModelBundle
@@ -131,7 +131,9 @@ def train_model(
     report_progress("validate", 5)
     preprocessing = resolve_preprocessing(config.preprocessing)
     grids = grids_for(model_type, algorithm, config.param_grid)
-    features = select_features(features.reset_index(drop=True), config.features)
+    # Every column as sent, for comparing with the active model (which may read others).
+    raw_features = features.reset_index(drop=True)
+    features = select_features(raw_features, config.features)
     labels = labels.reset_index(drop=True).astype(float)
     check_trainable(labels, model_type=model_type, min_rows=min_rows, min_rows_per_class=min_rows_per_class)
     features = replace_placeholders(features, config.feature_options.missing_values)
@@ -139,6 +141,7 @@ def train_model(
     excluded = _leakage_exclusions(quality["leakage_suspects"], config.allow_columns)
     labelled = labels.notna().to_numpy()
     features, target = features[labelled].reset_index(drop=True), labels[labelled].to_numpy()
+    raw_features = raw_features[labelled].reset_index(drop=True)
     if classification:
         target = target.astype(int)
     schema = infer_schema(features.drop(columns=list(excluded)), keep=config.allow_columns)
@@ -174,7 +177,11 @@ def train_model(
         percent = 15 + int(55 * position / len(grids))
         report_progress(f"search:{name}", percent)
         search_started = time.perf_counter()
-        search = _search(schema, model_type, name, grid, preprocessing, folds, scoring, config, train_x, train_y)
+        span = (percent, 15 + int(55 * (position + 1) / len(grids)))
+        fit_progress = _FitProgress(report_progress, f"search:{name}", span, _grid_size(grid) * folds.get_n_splits())
+        search = _search(
+            schema, model_type, name, grid, preprocessing, folds, scoring, config, train_x, train_y, fit_progress
+        )
         seconds = time.perf_counter() - search_started
         cv_mean = float(search.best_score_)
         candidates.append(
@@ -271,7 +278,7 @@ def train_model(
         feature_importance=tuple(importance),
         explanation_method=method,
         report=report,
-        holdout=(test_x, test_y),
+        holdout=(raw_features.loc[test_x.index], test_y),
     )
 
 
@@ -296,6 +303,7 @@ def _search(
     config: TrainingConfig,
     train_x: pd.DataFrame,
     train_y: np.ndarray,
+    fit_progress: _FitProgress | None = None,
 ) -> GridSearchCV:
     pipeline = build_pipeline(
         schema=schema,
@@ -311,7 +319,9 @@ def _search(
     search = GridSearchCV(
         pipeline,
         param_grid={f"model__{name}": values for name, values in grid.items()},
-        scoring=scoring,
+        # In-process searches report after every fit (and can be cancelled between fits);
+        # parallel workers could not reach the job's callback, so they report per algorithm.
+        scoring=fit_progress.wrap(get_scorer(scoring)) if fit_progress and config.n_jobs == 1 else scoring,
         cv=folds,
         n_jobs=config.n_jobs,
         refit=True,
@@ -326,6 +336,36 @@ def _search(
         # Bad hyperparameter values (e.g. a negative C) surface here; they are the caller's to fix.
         raise ConfigError(f"training with {algorithm} failed: {error}", field="param_grid") from error
     return search
+
+
+def _grid_size(grid: dict[str, list[Any]]) -> int:
+    size = 1
+    for values in grid.values():
+        size *= len(values)
+    return size
+
+
+class _FitProgress:
+    """Report progress after each cross-validation fit of one algorithm's search."""
+
+    def __init__(self, report: ProgressCallback, step: str, span: tuple[int, int], total_fits: int) -> None:
+        self.report = report
+        self.step = step
+        self.span = span
+        self.total_fits = max(total_fits, 1)
+        self.done = 0
+
+    def wrap(self, scorer: Callable[..., float]) -> Callable[..., float]:
+        def scored(estimator: Any, X: Any, y: Any) -> float:
+            score = scorer(estimator, X, y)
+            self.done += 1
+            low, high = self.span
+            fraction = min(self.done / self.total_fits, 1.0)
+            step = f"{self.step} fit {min(self.done, self.total_fits)}/{self.total_fits}"
+            self.report(step, low + int((high - low) * fraction))
+            return score
+
+        return scored
 
 
 def _calibrate(
