@@ -7,10 +7,12 @@ prediction in one transaction before answering.
 from __future__ import annotations
 
 import logging
+import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -20,8 +22,9 @@ from django.utils import timezone
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import records_check
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.errors import ArtifactIntegrityError, InputError
+from leadml.ml.errors import ArtifactIntegrityError, DataError, InputError
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
+from leadml.ml.transactions import features_for_customer
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from registry.cache import bundle_load
@@ -105,6 +108,53 @@ def _entity_ids_resolve(
     return resolved
 
 
+def transaction_records_expand(
+    records: Sequence[Mapping[str, Any]], *, model_type: str, batch: bool
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """Turn CLV records that carry `transactions` into the per-customer features.
+
+    `{"customer_id": ..., "as_of": "YYYY-MM-DD", "transactions": [{"date", "amount"}, ...]}`
+    becomes the row the transaction-built training table has for that customer (the same
+    builder), `as_of` defaulting to today. Returns (records for the model, records for
+    the rules fallback, which reads order counts and purchase dates).
+    """
+    if is_classification(model_type) or not any(isinstance(r, Mapping) and "transactions" in r for r in records):
+        return list(records), list(records)
+    expanded: list[Mapping[str, Any]] = []
+    for_rules: list[Mapping[str, Any]] = []
+    for index, record in enumerate(records):
+        if not isinstance(record, Mapping) or "transactions" not in record:
+            expanded.append(record)
+            for_rules.append(record)
+            continue
+        where = f"data[{index}]." if batch else ""
+        as_of = record.get("as_of") or timezone.now().date().isoformat()
+        try:
+            features = features_for_customer(record["transactions"], as_of)
+        except DataError as error:
+            field_name = f"{where}{error.field}" if error.field else f"{where}transactions"
+            raise ApplicationError(error.message, details={field_name: [error.message]}) from error
+        row = {key: value for key, value in record.items() if key not in ("transactions", "as_of")}
+        row |= {name: (None if value is None or math.isnan(value) else value) for name, value in features.items()}
+        expanded.append(row)
+        try:
+            day = date.fromisoformat(str(as_of)[:10])
+        except ValueError:  # YYYYMMDD and other forms the feature builder reads
+            day = timezone.now().date()
+        for_rules.append(
+            row
+            | {
+                "as_of": day.isoformat(),
+                "total_orders": features["purchase_days"],
+                "total_spent": features["total_spend"],
+                "avg_order_value": features["avg_spend"],
+                "first_purchase_date": (day - timedelta(days=features["tenure_days"])).isoformat(),
+                "last_purchase_date": (day - timedelta(days=features["recency_days"])).isoformat(),
+            }
+        )
+    return expanded, for_rules
+
+
 def _resolve_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion | None:
     if model_name:
         return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type)
@@ -141,6 +191,7 @@ def predictions_make(
             f"{len(records)} records exceed the batch limit of {settings.LEADML_MAX_BATCH_ROWS}",
             details={"data": ["too many records"]},
         )
+    records, rules_records = transaction_records_expand(records, model_type=model_type, batch=batch)
     records_check(records, field="data", indexed=batch)
     resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
     started = time.perf_counter()
@@ -164,7 +215,7 @@ def predictions_make(
         else:
             result = _model_outputs(model_version, bundle, values, prepared.warnings)
     if result is None:
-        result = _rules_outputs(model_type, records, fallback_reason or "model unavailable")
+        result = _rules_outputs(model_type, rules_records, fallback_reason or "model unavailable")
 
     latency_ms = (time.perf_counter() - started) * 1000.0
     result.prediction_ids = _store(
@@ -252,7 +303,7 @@ def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason
             }
             reasons = scored.reasons
         else:
-            estimated = estimate_lifetime_value_by_rules(record)
+            estimated = estimate_lifetime_value_by_rules(record, as_of=record.get("as_of"))
             output = {
                 "lifetime_value": round(estimated.lifetime_value, 2),
                 "confidence": RULES_CLV_CONFIDENCE,

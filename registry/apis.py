@@ -19,8 +19,23 @@ class ModelListApi(APIView):
     @extend_schema(responses={200: dict}, summary="Every model version of a tenant")
     def get(self, request: Request, user_id: str) -> Response:
         tenant_authorize(request, user_id)
-        models = [model_version_summary(version) for version in model_version_list(tenant=user_id)]
-        return Response({"success": True, "user_id": user_id, "total_models": len(models), "models": models})
+        versions = list(model_version_list(tenant=user_id))
+        models = [model_version_summary(version) for version in versions]
+        history = {
+            model_type: [
+                promotion_event_summary(event) for event in promotion_history(tenant=user_id, model_type=model_type)[:50]
+            ]
+            for model_type in sorted({version.model_type for version in versions})
+        }
+        return Response(
+            {
+                "success": True,
+                "user_id": user_id,
+                "total_models": len(models),
+                "models": models,
+                "promotion_history": history,
+            }
+        )
 
 
 class ModelDeleteApi(APIView):

@@ -27,6 +27,10 @@ def model_version_metadata(model_version: ModelVersion) -> dict[str, Any]:
         "estimator": report.get("estimator"),
         "candidates": report.get("candidates", []),
         "preprocessing": report.get("preprocessing", {}),
+        "feature_engineering": report.get("feature_engineering"),
+        "leakage_excluded": report.get("leakage_excluded", []),
+        "calibration": report.get("calibration"),
+        "promotion": report.get("promotion"),
     }
 
 

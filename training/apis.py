@@ -21,14 +21,19 @@ from registry.authentication import tenant_authorize, tenant_scope
 from registry.presenters import model_version_metadata
 from training.models import Dataset, TrainingJob
 from training.selectors import dataset_get, training_job_get
-from training.services.datasets import csv_read, dataset_create, rows_validate
+from training.services.datasets import csv_read, dataset_create, rows_validate, transactions_dataset_create
 from training.services.jobs import training_job_cancel, training_job_create
+
+
+TRANSACTION_FIELDS = ("customer_column", "date_column", "amount_column", "calibration_end", "horizon_days")
 
 
 def dataset_summary(dataset: Dataset) -> dict[str, Any]:
     return {
         "success": True,
         "dataset_id": str(dataset.id),
+        "kind": dataset.kind,
+        "source_config": dataset.source_config,
         "user_id": dataset.tenant,
         "model_type": dataset.model_type,
         "name": dataset.name,
@@ -71,14 +76,35 @@ class DatasetCreateApi(APIView):
         user_id = UserIdField()
         model_type = ModelTypeField()
         name = serializers.CharField(max_length=200)
-        target = serializers.CharField(max_length=200)
+        kind = serializers.ChoiceField(choices=Dataset.Kind.choices, default=Dataset.Kind.RECORDS)
+        target = serializers.CharField(max_length=200, required=False)
         positive_values = PositiveValuesField(required=False)
         rows = serializers.ListField(child=serializers.JSONField(), required=False)
         file = serializers.FileField(required=False)
+        # kind=transactions: a purchase log turned into one training row per customer.
+        customer_column = serializers.CharField(max_length=200, required=False)
+        date_column = serializers.CharField(max_length=200, required=False)
+        amount_column = serializers.CharField(max_length=200, required=False)
+        calibration_end = serializers.DateField(required=False, help_text="YYYY-MM-DD: features as of this day")
+        horizon_days = serializers.IntegerField(required=False, min_value=1, max_value=3650)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             if ("rows" in attrs) == ("file" in attrs):
                 raise serializers.ValidationError({"file": ["send either a CSV 'file' (multipart) or JSON 'rows'"]})
+            if attrs["kind"] == Dataset.Kind.TRANSACTIONS:
+                if attrs["model_type"] != "customer_lifetime_value":
+                    raise serializers.ValidationError(
+                        {"kind": ["transactions build lifetime-value data: model_type must be customer_lifetime_value"]}
+                    )
+                missing = {
+                    name: ["required with kind=transactions"]
+                    for name in TRANSACTION_FIELDS
+                    if attrs.get(name) in (None, "")
+                }
+                if missing:
+                    raise serializers.ValidationError(missing)
+            elif not attrs.get("target"):
+                raise serializers.ValidationError({"target": ["this field is required"]})
             return attrs
 
     @extend_schema(request=InputSerializer, responses={201: dict}, summary="Upload training data (CSV or JSON rows)")
@@ -99,6 +125,15 @@ class DatasetCreateApi(APIView):
         else:
             rows = rows_validate(data["rows"])
             filename = ""
+        if data["kind"] == Dataset.Kind.TRANSACTIONS:
+            dataset = transactions_dataset_create(
+                tenant=data["user_id"],
+                name=data["name"],
+                rows=rows,
+                source_filename=filename,
+                **{name: data[name] for name in TRANSACTION_FIELDS},
+            )
+            return Response(dataset_summary(dataset), status=status.HTTP_201_CREATED)
         dataset = dataset_create(
             tenant=data["user_id"],
             model_type=data["model_type"],

@@ -10,7 +10,14 @@ from registry.models import ModelType, ModelVersion
 
 
 class Dataset(TimeStampedModel):
+    class Kind(models.TextChoices):
+        RECORDS = "records", "One record per lead or customer"
+        TRANSACTIONS = "transactions", "Transaction log, turned into one row per customer"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.RECORDS)
+    # kind=transactions: the log's column names, calibration_end, horizon_days and counts.
+    source_config = models.JSONField(default=dict, blank=True)
     tenant = models.CharField(max_length=200, db_index=True)
     model_type = models.CharField(max_length=40, choices=ModelType.choices)
     name = models.CharField(max_length=200)

@@ -28,7 +28,7 @@ import pandas as pd
 from scipy import optimize, special
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from leadml.ml.errors import DataError, InputError
+from leadml.ml.errors import ConfigError, DataError, InputError
 
 # Log-parameters are kept within [-LOG_BOUND, LOG_BOUND]: parameters in [4.5e-5, 2.2e4].
 LOG_BOUND = 10.0
@@ -326,8 +326,10 @@ class BTYDFeatures(BaseEstimator, TransformerMixin):
     # -- fitting
 
     def fit(self, X: Any, y: Any = None) -> BTYDFeatures:
-        if float(self.horizon_days) <= 0 or float(self.time_unit_days) <= 0:
-            raise DataError("horizon_days and time_unit_days must be positive", field="horizon_days")
+        for name in ("horizon_days", "time_unit_days"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not float(value) > 0:
+                raise ConfigError(f"{name} must be a positive number of days; got {value!r}", field=name)
         frame = self._as_frame(X)
         self.feature_names_in_ = np.asarray([str(name) for name in frame.columns], dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
@@ -346,11 +348,16 @@ class BTYDFeatures(BaseEstimator, TransformerMixin):
         except FitError as error:
             bgnbd_ok = False
             messages.append(f"BG/NBD not fitted ({error}); pooled purchase rate used")
-        # Fallback purchase model: gamma-Poisson with shape 1 and the pooled rate, no dropout.
+        # Fallback purchase model, no dropout: each customer's rate is gamma-Poisson with shape 1
+        # and the pooled rate as prior mean, i.e. (1 + x) / (T_pooled + T); nobody repeating means 0.
         repeat_total = float(x.sum()) if len(x) else 0.0
         time_total = float(T.sum()) if len(T) else 0.0
-        self.fallback_rate_shape_ = 1.0
-        self.fallback_rate_scale_ = time_total / repeat_total if repeat_total > 0 else max(time_total, 1.0)
+        if repeat_total > 0 and time_total > 0:
+            self.fallback_rate_shape_ = 1.0
+            self.fallback_rate_scale_ = time_total / repeat_total
+        else:
+            self.fallback_rate_shape_ = 0.0
+            self.fallback_rate_scale_ = 1.0
 
         repeat_values = (x > 0) & np.isfinite(m) & (m > 0)
         self.population_value_ = float(np.mean(m[repeat_values])) if repeat_values.any() else 0.0

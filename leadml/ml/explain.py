@@ -49,7 +49,8 @@ def _native_weights(pipeline: Pipeline) -> tuple[np.ndarray, str] | None:
     if hasattr(estimator, "feature_importances_"):
         return np.asarray(estimator.feature_importances_, dtype=float), "model_native:impurity"
     scaler_is_standard = any(
-        name == "num" and "scale" in transformer.named_steps
+        name == "num"
+        and "scale" in getattr(transformer, "named_steps", {})
         and transformer.named_steps["scale"].__class__.__name__ == "StandardScaler"
         for name, transformer, _ in pipeline.named_steps["preprocess"].transformers_
         if name != "remainder"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from leadml.ml.btyd import BTYDFeatures
 from leadml.ml.errors import ConfigError
 from leadml.ml.rules import email_domain, is_free_mail, seniority_level
 from leadml.ml.types import ColumnSpec, DroppedColumn, FeatureOptions, FeatureSchema
@@ -153,7 +154,16 @@ FEATURE_OPTION_KEYS = (
     "skew_threshold",
     "interactions",
     "missing_values",
+    "btyd",
 )
+# Customer-table columns (leadml.ml.transactions) the BG/NBD and Gamma-Gamma models read.
+BTYD_INPUTS = ("frequency", "age_at_last_days", "tenure_days", "avg_repeat_spend")
+BTYD_DESCRIPTIONS = {
+    "btyd_expected_purchases": "BG/NBD: expected purchase days over the horizon",
+    "btyd_p_alive": "BG/NBD: probability the customer is still active",
+    "btyd_expected_value": "Gamma-Gamma: expected value of one purchase",
+    "btyd_expected_spend": "expected purchases × expected value: the BTYD lifetime-value estimate",
+}
 
 
 def resolve_feature_options(raw: Mapping[str, Any] | None) -> FeatureOptions:
@@ -170,7 +180,7 @@ def resolve_feature_options(raw: Mapping[str, Any] | None) -> FeatureOptions:
             field=f"feature_engineering.{unknown[0]}",
         )
     values: dict[str, Any] = {}
-    for key in ("date_features", "email_features", "seniority", "log_transform"):
+    for key in ("date_features", "email_features", "seniority", "log_transform", "btyd"):
         if key in raw:
             if not isinstance(raw[key], bool):
                 raise ConfigError(f"feature_engineering.{key} must be true or false", field=f"feature_engineering.{key}")
@@ -287,7 +297,21 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
                 self._add(derived, is_numeric, (column.name,), description)
         for left, right in options.interactions:
             self._add(interaction_name(left, right), True, (left, right), f"{left} × {right}")
+        self.btyd_: BTYDFeatures | None = None
+        if self.uses_btyd:
+            for name, description in BTYD_DESCRIPTIONS.items():
+                self._add(name, True, BTYD_INPUTS, f"{description} ({options.btyd_horizon_days} days)")
+            if X is not None:
+                inputs = pd.DataFrame({name: to_numeric(X[name]) for name in BTYD_INPUTS}, index=X.index)
+                self.btyd_ = BTYDFeatures(horizon_days=options.btyd_horizon_days).fit(inputs)
         return self
+
+    @property
+    def uses_btyd(self) -> bool:
+        """Buy-till-you-die features apply to customer tables built from transaction logs."""
+        options = self._options
+        numeric = {column.name for column in self.schema.columns if column.kind == "numeric"}
+        return bool(options.btyd and options.btyd_horizon_days and set(BTYD_INPUTS) <= numeric)
 
     def _add(self, name: str, is_numeric: bool, sources: tuple[str, ...], description: str) -> None:
         (self.numeric_columns_ if is_numeric else self.categorical_columns_).append(name)
@@ -342,11 +366,24 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
             ],
             "log_transformed": list(self.log_columns_),
             "interactions": [interaction_name(a, b) for a, b in self._options.interactions],
+            "btyd": self._btyd_summary(),
             "unused_inputs": [
                 column.name
                 for column in self.schema.columns
                 if not any(column.name in sources for sources in self.sources_of_.values())
             ],
+        }
+
+    def _btyd_summary(self) -> dict[str, Any] | None:
+        btyd = getattr(self, "btyd_", None)
+        if btyd is None:
+            return None
+        return {
+            "horizon_days": self._options.btyd_horizon_days,
+            "fitted": bool(getattr(btyd, "fit_ok_", False)),
+            "message": getattr(btyd, "fit_message_", ""),
+            "bgnbd_params": getattr(btyd, "bgnbd_params_", None),
+            "gamma_gamma_params": getattr(btyd, "gamma_gamma_params_", None),
         }
 
     def transform(self, X: pd.DataFrame | list[Mapping[str, Any]]) -> pd.DataFrame:
@@ -395,6 +432,13 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
                 out[name] = titles.astype(object)
         for left, right in options.interactions:
             out[interaction_name(left, right)] = raw_numbers[left] * raw_numbers[right]
+        if self.uses_btyd:
+            if self.btyd_ is None:
+                raise ValueError("FeatureEngineer must be fitted on data before it adds BTYD features")
+            inputs = pd.DataFrame({name: raw_numbers[name] for name in BTYD_INPUTS}, index=frame.index)
+            predicted = self.btyd_.predict_components(inputs)
+            for name in BTYD_DESCRIPTIONS:
+                out[name] = predicted[name]
         result = pd.DataFrame(out, index=frame.index)
         # Categorical columns must hold str or NaN only: the encoders refuse None.
         for name in self.categorical_columns_:

@@ -25,10 +25,11 @@ from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ConfigError, DataError
 from leadml.ml.evaluate import calibration_curve_points, classification_metrics, main_metric, regression_metrics
 from leadml.ml.explain import feature_importance
-from leadml.ml.features import infer_schema, replace_placeholders
+from leadml.ml.features import FeatureEngineer, infer_schema, replace_placeholders
 from leadml.ml.pipeline import (
     ALGORITHMS,
     AUTO,
+    BTYD_NEEDS_TRANSACTIONS,
     algorithms_for,
     build_pipeline,
     clamp_selection_k,
@@ -49,7 +50,7 @@ from leadml.ml.types import (
 
 ProgressCallback = Callable[[str, int], None]
 # Isotonic calibration needs enough rows to fit its step function; Platt scaling below.
-ISOTONIC_MIN_ROWS = 1000
+ISOTONIC_MIN_ROWS = 5000
 
 
 def _no_progress(step: str, percent: int) -> None:
@@ -78,15 +79,23 @@ def validate_param_grid(model_type: str, algorithm: str, param_grid: dict[str, A
     return grid
 
 
-def grids_for(model_type: str, algorithm: str, param_grid: dict[str, Any] | None) -> dict[str, dict[str, list[Any]]]:
-    """Return {algorithm: grid} for the algorithms a request will try."""
+def grids_for(
+    model_type: str, algorithm: str, param_grid: dict[str, Any] | None, *, transactions: bool | None = None
+) -> dict[str, dict[str, list[Any]]]:
+    """Return {algorithm: grid} for the algorithms a request will try.
+
+    `transactions` says whether the data is a customer table built from a transaction
+    log (None: not known yet); `auto` adds the BTYD model only when it is.
+    """
     if algorithm not in ALGORITHMS and algorithm != AUTO:
         raise ConfigError(f"unknown algorithm {algorithm!r}", field="algorithm")
     if algorithm != AUTO:
         make_estimator(model_type, algorithm, 0)  # refuses inapplicable pairs
+        if ALGORITHMS[algorithm].needs_transactions and transactions is False:
+            raise ConfigError(BTYD_NEEDS_TRANSACTIONS, field="algorithm")
         return {algorithm: validate_param_grid(model_type, algorithm, param_grid)}
     grids = {}
-    for name in algorithms_for(model_type):
+    for name in algorithms_for(model_type, transactions=bool(transactions)):
         # With `auto`, param_grid is keyed by algorithm: {"random_forest": {...}, ...}.
         override = (param_grid or {}).get(name)
         grids[name] = validate_param_grid(model_type, name, override)
@@ -130,7 +139,7 @@ def train_model(
 
     report_progress("validate", 5)
     preprocessing = resolve_preprocessing(config.preprocessing)
-    grids = grids_for(model_type, algorithm, config.param_grid)
+    grids_for(model_type, algorithm, config.param_grid)  # refuse a bad request before reading data
     # Every column as sent, for comparing with the active model (which may read others).
     raw_features = features.reset_index(drop=True)
     features = select_features(raw_features, config.features)
@@ -149,6 +158,8 @@ def train_model(
         columns=schema.columns,
         dropped=(*schema.dropped, *(DroppedColumn(name, reason) for name, reason in excluded.items())),
     )
+    transactions = FeatureEngineer(schema, config.feature_options).fit(None).uses_btyd
+    grids = grids_for(model_type, algorithm, config.param_grid, transactions=transactions)
     if not schema.columns:
         raise DataError("no usable feature columns: every column is an identifier, empty or constant", field="rows")
     timings["validate"] = time.perf_counter() - started
@@ -166,6 +177,7 @@ def train_model(
 
     candidates: list[dict[str, Any]] = []
     best: tuple[float, str, GridSearchCV] | None = None
+    searches: dict[str, GridSearchCV] = {}
     search_started_all = time.perf_counter()
     for position, (name, grid) in enumerate(grids.items()):
         elapsed = time.perf_counter() - search_started_all
@@ -194,6 +206,7 @@ def train_model(
                 "seconds": round(seconds, 3),
             }
         )
+        searches[name] = search
         if best is None or cv_mean > best[0]:
             best = (cv_mean, name, search)
     timings["search"] = time.perf_counter() - search_started_all
@@ -221,6 +234,11 @@ def train_model(
     else:
         test_predictions = np.clip(pipeline.predict(test_x), 0.0, None)
         metrics = regression_metrics(test_y, test_predictions)
+    # Every candidate's held-out score too (uncalibrated), so the choice by CV can be checked.
+    for candidate in candidates:
+        if candidate["algorithm"] in searches:
+            estimator = searches[candidate["algorithm"]].best_estimator_
+            candidate[f"test_{scoring}"] = round(float(get_scorer(scoring)(estimator, test_x, test_y)), 6)
     timings["evaluate"] = time.perf_counter() - evaluate_started
 
     report_progress("explain", 90)

@@ -75,6 +75,10 @@ class FeatureOptions:
     skew_threshold: float = 1.0
     interactions: tuple[tuple[str, str], ...] = ()  # products of chosen numeric pairs
     missing_values: tuple[str, ...] = ()  # placeholders read as missing ("Select", "unknown")
+    btyd: bool = True  # customer tables built from transactions: add BG/NBD + Gamma-Gamma predictions
+    # Set by the service from the transaction dataset (not by the tenant): the horizon
+    # the BTYD predictions look ahead, equal to the target's.
+    btyd_horizon_days: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,8 @@ class FeatureOptions:
             "skew_threshold": self.skew_threshold,
             "interactions": [list(pair) for pair in self.interactions],
             "missing_values": list(self.missing_values),
+            "btyd": self.btyd,
+            "btyd_horizon_days": self.btyd_horizon_days,
         }
 
 

@@ -172,6 +172,12 @@ def test_train_wait_answers_in_the_original_synchronous_shape(
         ({"training_config": {"cv_folds": 1}}, "training_config.cv_folds"),
         ({"training_config": {"param_grid": {"n_trees": [3]}}}, "param_grid"),
         ({"model_name": "../../etc"}, "model_name"),
+        ({"training_config": {"colour": "blue"}}, "training_config.colour"),
+        ({"training_config": {"feature_engineering": {"log_transform": "often"}}}, "feature_engineering.log_transform"),
+        ({"training_config": {"feature_engineering": {"polynomials": True}}}, "feature_engineering.polynomials"),
+        ({"training_config": {"time_budget_s": 0}}, "training_config.time_budget_s"),
+        ({"training_config": {"min_improvement": -1}}, "training_config.min_improvement"),
+        ({"training_config": {"allow_columns": "duration"}}, "training_config.allow_columns"),
     ],
 )
 def test_train_rejects_bad_requests_with_a_named_field(
@@ -191,3 +197,46 @@ def test_train_without_data_is_a_clear_400(db: None, api: APIClient) -> None:
     response = api.post("/train", body, format="json")
     assert response.status_code == 400
     assert "POST /datasets" in response.json()["error"]
+
+
+def test_a_new_version_is_promoted_only_when_it_beats_the_active_one(
+    db: None, api: APIClient, lead_rows: list[dict[str, Any]]
+) -> None:
+    make_dataset(TENANT, "lead_conversion", lead_rows)
+    first = train_inline(TENANT, "lead_conversion", "gradient_boosting", "leads")
+    assert first.model_version.status == "active"
+    assert first.model_version.training_report["promotion"]["reason"] == "no active model of this type"
+
+    # The same training again cannot beat itself by +0.002 ROC-AUC: it stays a candidate.
+    again = train_inline(TENANT, "lead_conversion", "gradient_boosting", "leads")
+    promotion = again.model_version.training_report["promotion"]
+    assert again.model_version.status == "candidate"
+    assert promotion["promote"] is False and promotion["champion_version"] == 1
+    assert promotion["champion_score"] == pytest.approx(promotion["challenger_score"], abs=1e-9)
+
+    # Make a one-column model the champion; a full model then beats it and takes over.
+    ModelVersion.objects.filter(pk=first.model_version.pk).update(status="candidate")
+    weak = train_inline(TENANT, "lead_conversion", "logistic_regression", "weak", {"features": ["industry"]})
+    assert weak.model_version.status == "active"  # no active model at that moment
+    strong = train_inline(TENANT, "lead_conversion", "gradient_boosting", "leads")
+    decision = strong.model_version.training_report["promotion"]
+    assert decision["promote"] is True, decision
+    assert decision["challenger_score"] >= decision["champion_score"] + 0.002
+    assert ModelVersion.objects.get(pk=strong.model_version.pk).status == "active"
+    assert ModelVersion.objects.get(pk=weak.model_version.pk).status == "candidate"
+    listing = api.get(f"/models/{TENANT}").json()
+    history = listing["promotion_history"]["lead_conversion"]
+    assert history[0]["reason"].startswith("automatic promotion: beats the active model")
+    assert history[0]["from_model_name"] == "weak" and history[0]["to_model_name"] == "leads"
+    assert history[0]["to_version"] == strong.model_version.version and history[0]["actor"] == "test"
+    entry = next(m for m in listing["models"] if m["id"] == strong.model_version.pk)
+    assert entry["metadata"]["promotion"]["promote"] is True
+
+
+def test_min_improvement_is_configurable(db: None, lead_rows: list[dict[str, Any]]) -> None:
+    make_dataset(TENANT, "lead_conversion", lead_rows)
+    weak = train_inline(TENANT, "lead_conversion", "logistic_regression", "weak", {"features": ["industry"]})
+    assert weak.model_version.status == "active"
+    strong = train_inline(TENANT, "lead_conversion", "gradient_boosting", "strong", {"min_improvement": 0.9})
+    assert strong.model_version.status == "candidate"
+    assert "needed +0.9" in strong.model_version.training_report["promotion"]["reason"]

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 from collections.abc import Sequence
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,9 @@ from leadml.records import records_check
 from leadml.ml.errors import DataError
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable, encode_target
+from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, normalise_transactions, training_table
+from leadml.ml.transactions import TARGET_NAME as TRANSACTION_TARGET
+from leadml.ml.types import CUSTOMER_LIFETIME_VALUE
 from training.models import Dataset, DatasetRow
 
 logger = logging.getLogger(__name__)
@@ -82,6 +86,8 @@ def dataset_create(
     rows: list[dict[str, Any]],
     positive_values: list[Any] | None = None,
     source_filename: str = "",
+    kind: str = Dataset.Kind.RECORDS,
+    source_config: dict[str, Any] | None = None,
 ) -> Dataset:
     """Validate records and store them with their labels; all rows or none."""
     if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
@@ -119,6 +125,8 @@ def dataset_create(
         labelled_row_count=report["labelled_rows"],
         quality_report=report,
         source_filename=source_filename,
+        kind=kind,
+        source_config=source_config or {},
     )
     dataset.full_clean()
     dataset.save()
@@ -146,3 +154,65 @@ def dataset_create(
         dataset.labelled_row_count,
     )
     return dataset
+
+
+def transactions_dataset_create(
+    *,
+    tenant: str,
+    name: str,
+    rows: list[dict[str, Any]],
+    customer_column: str,
+    date_column: str,
+    amount_column: str,
+    calibration_end: date,
+    horizon_days: int,
+    source_filename: str = "",
+) -> Dataset:
+    """Build the per-customer CLV training table from a transaction log and store it.
+
+    Features are as of `calibration_end`; the target is each customer's net spend over
+    the following `horizon_days` (refunds and cancellations netted).
+    """
+    if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
+        raise PayloadTooLargeError(
+            f"{len(rows)} transactions exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
+            details={"rows": ["too many rows"]},
+        )
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for field, column in (("customer_column", customer_column), ("date_column", date_column),
+                          ("amount_column", amount_column)):
+        if column not in columns:
+            raise ApplicationError(
+                f"{field} '{column}' is not a column of the log; columns are: {', '.join(columns)}",
+                details={field: [f"column '{column}' not found"]},
+            )
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    try:
+        log = normalise_transactions(frame, TransactionColumns(customer_column, date_column, amount_column))
+        features, target = training_table(log, calibration_end=calibration_end, horizon_days=horizon_days)
+    except DataError as error:
+        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+    features[TRANSACTION_TARGET] = target
+    table = json.loads(features.to_json(orient="records"))
+    source_config = {
+        "customer_column": customer_column,
+        "date_column": date_column,
+        "amount_column": amount_column,
+        "calibration_end": calibration_end.isoformat(),
+        "horizon_days": horizon_days,
+        "transactions": len(rows),
+        "customers": len(table),
+        "first_date": log["date"].min().date().isoformat(),
+        "last_date": log["date"].max().date().isoformat(),
+        "feature_descriptions": FEATURE_DESCRIPTIONS,
+    }
+    return dataset_create(
+        tenant=tenant,
+        model_type=CUSTOMER_LIFETIME_VALUE,
+        name=name,
+        target=TRANSACTION_TARGET,
+        rows=table,
+        source_filename=source_filename,
+        kind=Dataset.Kind.TRANSACTIONS,
+        source_config=source_config,
+    )

@@ -23,14 +23,14 @@ from leadml.ml.errors import ArtifactIntegrityError
 from leadml.ml.promotion import PromotionDecision, decide_promotion
 from leadml.ml.errors import ConfigError, MLError
 from leadml.ml.features import resolve_feature_options
-from leadml.ml.pipeline import resolve_preprocessing
+from leadml.ml.pipeline import ALGORITHMS, BTYD_NEEDS_TRANSACTIONS, resolve_preprocessing
 from leadml.ml.train import grids_for, train_model
 from leadml.ml.types import TrainingConfig, TrainResult
 from registry.models import ModelVersion
 from registry.cache import bundle_load
 from registry.selectors import model_name_check_type, model_version_get_active
 from registry.services import model_version_register
-from training.models import TrainingJob
+from training.models import Dataset, TrainingJob
 from training.selectors import dataset_get, labelled_row_count, training_frame
 
 logger = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ def training_job_create(
                 f"dataset {dataset.id} holds {dataset.model_type} data, not {model_type}",
                 details={"training_config.dataset_id": ["model_type mismatch"]},
             )
+    needs_transactions = algorithm in ALGORITHMS and ALGORITHMS[algorithm].needs_transactions
+    if needs_transactions and transaction_horizon(tenant=tenant, model_type=model_type, dataset=dataset) is None:
+        raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
     available = labelled_row_count(tenant=tenant, model_type=model_type, dataset_id=dataset.id if dataset else None)
     if available < settings.LEADML_MIN_ROWS:
         raise ApplicationError(
@@ -186,8 +189,29 @@ def training_job_run(*, job_id: Any) -> None:
         _finish(job.pk, Status.FAILED, progress, error=f"{type(error).__name__}: {error}")
 
 
+def transaction_horizon(*, tenant: str, model_type: str, dataset: Dataset | None) -> int | None:
+    """The horizon of the transaction-built customer table a job trains on, if it does.
+
+    A named dataset decides; without one, every lifetime-value dataset of the tenant
+    must come from transactions with the same horizon.
+    """
+    if dataset is not None:
+        datasets = [dataset]
+    else:
+        datasets = list(Dataset.objects.filter(tenant=tenant, model_type=model_type).only("kind", "source_config"))
+    horizons = {
+        item.source_config.get("horizon_days") if item.kind == Dataset.Kind.TRANSACTIONS else None for item in datasets
+    }
+    if len(horizons) == 1:
+        return horizons.pop()
+    return None
+
+
 def _train(job: TrainingJob, progress: _JobProgress) -> TrainResult:
     config = training_config_parse(job.training_config)
+    horizon = transaction_horizon(tenant=job.tenant, model_type=job.model_type, dataset=job.dataset)
+    if horizon:
+        config = replace(config, feature_options=replace(config.feature_options, btyd_horizon_days=horizon))
     progress("load_data", 2)
     features, labels = training_frame(tenant=job.tenant, model_type=job.model_type, dataset_id=job.dataset_id)
     return train_model(
@@ -220,7 +244,8 @@ def _promotion(job: TrainingJob, result: TrainResult) -> PromotionDecision:
         min_improvement=job.training_config.get("min_improvement"),
     )
     if champion_version is not None and champion is None:
-        decision = replace(decision, promote=True, reason=f"the active version {champion_version.version} cannot be loaded")
+        reason = f"the active version {champion_version.version} cannot be loaded"
+        decision = replace(decision, promote=True, reason=reason)
     return decision
 
 
