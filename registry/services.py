@@ -45,12 +45,14 @@ def model_version_register(
     fields: dict[str, Any],
     actor: str,
     promote_reason: str | None = None,
+    promote_over: int | None = None,
     on_registered: Callable[[ModelVersion], None] | None = None,
 ) -> ModelVersion:
     """Store the artifact, then register a new version in one transaction.
 
     The tenant's first version for a model type becomes active, and so does any version
-    registered with a `promote_reason` (it beat the active one). `on_registered` runs in
+    registered with a `promote_reason` (it beat the active one, `promote_over`: if another
+    version became active since the comparison, the new one stays a candidate). `on_registered` runs in
     the same transaction (the training job marks itself succeeded there), so a job never
     succeeds without its version nor a version appears without its job. If anything
     fails, the artifact file is removed again: no orphan files, no half-registered model.
@@ -70,12 +72,14 @@ def model_version_register(
                 artifact_sha256=artifact_sha256,
                 fields=fields,
             )
-            has_active = ModelVersion.objects.filter(
-                tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE
-            ).exists()
-            if not has_active:
+            active = (
+                ModelVersion.objects.select_for_update()
+                .filter(tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE)
+                .first()
+            )
+            if active is None:
                 model_version_activate(model_version=model_version, actor=actor, reason="first model of this type")
-            elif promote_reason:
+            elif promote_reason and active.pk == promote_over:
                 model_version_activate(model_version=model_version, actor=actor, reason=promote_reason)
             if on_registered is not None:
                 on_registered(model_version)

@@ -42,13 +42,20 @@ class ModelBundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     # Percentiles 0..100 of held-out predictions: a score's rank among trained-on customers.
     score_quantiles: list[float] = field(default_factory=list)
+    # Training held out rows whose split position (leadml.ml.split) is below this.
+    holdout_threshold: float | None = None
+    holdout_salt: int | None = None
 
     @property
     def classification(self) -> bool:
         return is_classification(self.model_type)
 
-    def prepare(self, records: Sequence[Mapping[str, Any]]) -> PreparedRecords:
-        """Validate records and return the frame to score with per-record warnings."""
+    def prepare(self, records: Sequence[Mapping[str, Any]], *, lenient: bool = False) -> PreparedRecords:
+        """Validate records and return the frame to score with per-record warnings.
+
+        `lenient` reads a value of the wrong type as missing (with a warning) instead of
+        refusing the record: for scoring stored rows, never for requests.
+        """
         known = set(self.schema.names) | {dropped.name for dropped in self.schema.dropped}
         placeholders = {value.strip().lower() for value in self.placeholders}
         rows: list[dict[str, Any]] = []
@@ -68,7 +75,13 @@ class ModelBundle:
                     missing.append(column.name)
                     cleaned[column.name] = None
                     continue
-                cleaned[column.name] = _validated_value(column, value, index, record_warnings)
+                try:
+                    cleaned[column.name] = _validated_value(column, value, index, record_warnings)
+                except InputError as error:
+                    if not lenient:
+                        raise
+                    record_warnings.append(f"unreadable, read as missing: {error.message}")
+                    cleaned[column.name] = None
             if missing:
                 record_warnings.append(f"missing fields imputed as in training: {', '.join(missing)}")
             rows.append(cleaned)

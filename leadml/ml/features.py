@@ -42,12 +42,31 @@ def to_numeric(series: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(series):
         return series.astype(float)
     mapped = series.map(lambda value: float(value) if isinstance(value, bool) else value)
-    return pd.to_numeric(mapped, errors="coerce")
+    try:
+        numbers = pd.to_numeric(mapped, errors="coerce")
+    except OverflowError:  # an integer beyond float range somewhere in the column
+        numbers = pd.to_numeric(mapped.map(_number_or_none), errors="coerce")
+    # Infinities (or numbers too large to compute with) count as unreadable.
+    return numbers.where(np.isfinite(numbers.astype(float)) | numbers.isna(), np.nan).astype(float)
+
+
+def _number_or_none(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+# Dates outside this range are typos or sentinels ("0001-01-01"), not CRM history.
+EARLIEST_DATE = pd.Timestamp("1900-01-01", tz="UTC")
+LATEST_DATE = pd.Timestamp("2200-01-01", tz="UTC")
 
 
 def to_datetime(series: pd.Series) -> pd.Series:
-    """Parse a column of ISO-like dates to UTC timestamps; unparseable values become NaT."""
-    return pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    """Parse a column of ISO-like dates to UTC timestamps; unparseable or absurd values become NaT."""
+    dates = pd.to_datetime(series, errors="coerce", utc=True, format="mixed")
+    return dates.where((dates >= EARLIEST_DATE) & (dates < LATEST_DATE))
 
 
 def _parse_share(parsed: pd.Series, present: pd.Series) -> float:
@@ -202,7 +221,7 @@ def resolve_feature_options(raw: Mapping[str, Any] | None) -> FeatureOptions:
                 'feature_engineering.interactions must be a list of column-name pairs, e.g. [["a", "b"]]',
                 field="feature_engineering.interactions",
             )
-        values["interactions"] = tuple((a, b) for a, b in pairs)
+        values["interactions"] = tuple(dict.fromkeys((a, b) for a, b in pairs))  # each pair once
     if "missing_values" in raw:
         placeholders = raw["missing_values"]
         if not isinstance(placeholders, list) or not all(isinstance(value, (str, int, float)) for value in placeholders):
@@ -261,6 +280,17 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
         self.options = options
         self.reference_time = reference_time
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Versions pickled before feature options existed: no options, one source per column.
+        state.setdefault("options", None)
+        if "source_of_" in state and "sources_of_" not in state:
+            state["sources_of_"] = {name: (source,) for name, source in state.pop("source_of_").items()}
+        if "sources_of_" in state:
+            state.setdefault("log_columns_", [])
+            state.setdefault("btyd_", None)
+            state.setdefault("descriptions_", {name: "" for name in state["sources_of_"]})
+        super().__setstate__(state)
+
     @property
     def _options(self) -> FeatureOptions:
         return self.options or FeatureOptions()
@@ -314,6 +344,12 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
         return bool(options.btyd and options.btyd_horizon_days and set(BTYD_INPUTS) <= numeric)
 
     def _add(self, name: str, is_numeric: bool, sources: tuple[str, ...], description: str) -> None:
+        if name in self.sources_of_:
+            raise ConfigError(
+                f"feature {name!r} would be made twice (from {', '.join(self.sources_of_[name])} and from "
+                f"{', '.join(sources)}); rename the input column or switch the feature off",
+                field="feature_engineering",
+            )
         (self.numeric_columns_ if is_numeric else self.categorical_columns_).append(name)
         self.sources_of_[name] = sources
         self.descriptions_[name] = description
@@ -440,6 +476,9 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
             for name in BTYD_DESCRIPTIONS:
                 out[name] = predicted[name]
         result = pd.DataFrame(out, index=frame.index)
+        numeric = self.numeric_columns_
+        # A product or logarithm that overflows is unreadable, not infinite: impute it.
+        result[numeric] = result[numeric].astype(float).replace([np.inf, -np.inf], np.nan)
         # Categorical columns must hold str or NaN only: the encoders refuse None.
         for name in self.categorical_columns_:
             result[name] = result[name].where(result[name].notna(), np.nan)

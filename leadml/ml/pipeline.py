@@ -8,6 +8,7 @@ training learned.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
@@ -189,7 +190,13 @@ def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:
         elif key == "k":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError("preprocessing.k must be a positive integer", field="preprocessing.k")
-        elif key != "fill_value":
+        elif key == "fill_value":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(
+                    "preprocessing.fill_value must be a number (the value missing numbers become)",
+                    field="preprocessing.fill_value",
+                )
+        else:
             allowed_keys = ", ".join([*PREPROCESSING_OPTIONS, "k", "fill_value"])
             raise ConfigError(
                 f"unknown preprocessing option {key!r}; allowed: {allowed_keys}", field=f"preprocessing.{key}"

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression, mutual_info_classif, mutual_info_regression
 
-from leadml.ml.errors import ConfigError
+from leadml.ml.errors import ConfigError, DataError
 from leadml.ml.features import FeatureEngineer, infer_schema, replace_placeholders, resolve_feature_options
 from leadml.ml.pipeline import PREPROCESSING_OPTIONS, build_preprocessor, resolve_preprocessing
 from leadml.ml.quality import quality_report
@@ -44,15 +44,33 @@ def preprocess_records(records: Sequence[Mapping[str, Any]], config: Mapping[str
     if not isinstance(nested, Mapping):
         raise ConfigError("config.preprocessing must be an object", field="config.preprocessing")
     preprocessing = resolve_preprocessing({**nested, **flat})
-    engineering = dict(config.get("feature_engineering") or {})
+    engineering = config.get("feature_engineering") or {}
+    if not isinstance(engineering, Mapping):
+        raise ConfigError("config.feature_engineering must be an object", field="config.feature_engineering")
+    engineering = dict(engineering)
     if "missing_values" in config:
         engineering.setdefault("missing_values", config["missing_values"])
     options = resolve_feature_options(engineering)
+    target_name = config.get("target")
+    if target_name is not None and not isinstance(target_name, str):
+        raise ConfigError("config.target must be a column name", field="config.target")
+    try:
+        return _preprocess(records, config, preprocessing, options, target_name)
+    except (ValueError, OverflowError) as error:  # what sklearn refuses about these particular records
+        raise DataError(f"these records cannot be preprocessed with this config: {error}", field="data") from error
+
+
+def _preprocess(
+    records: Sequence[Mapping[str, Any]],
+    config: Mapping[str, Any],
+    preprocessing: dict[str, Any],
+    options: Any,
+    target_name: str | None,
+) -> dict[str, Any]:
 
     frame = pd.DataFrame.from_records(list(records))
     original_shape = [int(frame.shape[0]), int(frame.shape[1])]
     frame = replace_placeholders(frame, options.missing_values)
-    target_name = config.get("target")
     model_type = config.get("model_type") or LEAD_CONVERSION
     if model_type not in MODEL_TYPES:
         raise ConfigError(f"config.model_type must be one of {', '.join(MODEL_TYPES)}", field="config.model_type")

@@ -3,8 +3,8 @@
 Both models score the challenger's held-out test rows (raw records, so each applies its
 own fitted pipeline). Lead models compare ROC-AUC and the challenger must be higher by
 an absolute margin; lifetime-value models compare MAE and the challenger must be lower
-by a relative margin. With no active model, or one that cannot score these rows, the
-challenger wins.
+by a relative margin. With no active model the challenger wins; when either cannot
+score the rows, nothing changes automatically.
 """
 from __future__ import annotations
 
@@ -16,10 +16,11 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.errors import InputError
 from leadml.ml.types import is_classification
 
 DEFAULT_MIN_IMPROVEMENT = {"lead_conversion": 0.002, "customer_lifetime_value": 0.01}
+# Fewer rows held out by both versions than this and the comparison uses all of the new one's.
+MIN_COMPARISON_ROWS = 30
 
 
 @dataclass(frozen=True)
@@ -32,15 +33,20 @@ class PromotionDecision:
     champion_score: float | None = None
     champion_version: int | None = None
     rows: int = 0
+    rows_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def holdout_score(bundle: ModelBundle, features: pd.DataFrame, target: np.ndarray) -> float:
-    """ROC-AUC (leads) or MAE (lifetime value) of one model on raw held-out rows."""
+    """ROC-AUC (leads) or MAE (lifetime value) of one model on raw held-out rows.
+
+    Values the model cannot read (text in a numeric column, say) count as missing, as
+    imputation would treat them, instead of refusing the row as a request would.
+    """
     records = features.astype(object).where(features.notna(), None).to_dict("records")
-    predictions = bundle.predict(bundle.prepare(records).frame)
+    predictions = bundle.predict(bundle.prepare(records, lenient=True).frame)
     if bundle.classification:
         return float(roc_auc_score(target, predictions))
     return float(mean_absolute_error(target, predictions))
@@ -49,48 +55,81 @@ def holdout_score(bundle: ModelBundle, features: pd.DataFrame, target: np.ndarra
 def decide_promotion(
     *,
     challenger: ModelBundle,
-    holdout: tuple[pd.DataFrame, np.ndarray],
+    holdout: tuple[pd.DataFrame, np.ndarray, np.ndarray],
     champion: ModelBundle | None,
     champion_version: int | None = None,
     min_improvement: float | None = None,
 ) -> PromotionDecision:
-    """Compare the challenger with the champion on the challenger's held-out rows."""
-    features, target = holdout
+    """Compare the challenger with the champion on held-out rows neither trained on.
+
+    The challenger's held-out rows are narrowed to those the champion held out too (its
+    split threshold), when the champion records one.
+    """
+    features, target, positions = holdout
     classification = is_classification(challenger.model_type)
     metric = "roc_auc" if classification else "mae"
     margin = DEFAULT_MIN_IMPROVEMENT[challenger.model_type] if min_improvement is None else float(min_improvement)
-    challenger_score = holdout_score(challenger, features, target)
-    common = {
-        "metric": metric,
-        "min_improvement": margin,
-        "challenger_score": round(challenger_score, 6),
-        "champion_version": champion_version,
-        "rows": int(len(target)),
-    }
+    common: dict[str, Any] = {"metric": metric, "min_improvement": margin, "champion_version": champion_version}
     if champion is None:
-        return PromotionDecision(promote=True, reason="no active model of this type", **common)
+        score = _score_or_none(challenger, features, target)
+        return PromotionDecision(
+            promote=True, reason="no active model of this type", challenger_score=score, rows=len(target), **common
+        )
+    threshold = getattr(champion, "holdout_threshold", None)
+    same_split = getattr(champion, "holdout_salt", None) == getattr(challenger, "holdout_salt", None)
+    if threshold is not None and same_split:
+        unseen = positions < threshold
+        if unseen.sum() >= MIN_COMPARISON_ROWS and (not classification or len(np.unique(target[unseen])) == 2):
+            features, target = features[unseen], target[unseen]
+            common["rows_note"] = "held out by both versions"
+        else:
+            common["rows_note"] = "too few rows held out by both; compared on all of the new version's held-out rows"
+    else:
+        common["rows_note"] = "the active version's held-out rows are unknown; compared on the new version's"
+    rows = int(len(target))
+    try:
+        challenger_score = holdout_score(challenger, features, target)
+    except Exception as error:  # noqa: BLE001 - any failure means "cannot compare", never a failed job
+        return PromotionDecision(
+            promote=False, reason=f"the new version could not score its held-out rows ({error}); kept as candidate",
+            challenger_score=None, rows=rows, **common,
+        )
     try:
         champion_score = holdout_score(champion, features, target)
-    except (InputError, KeyError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001
         return PromotionDecision(
-            promote=True,
-            reason=f"the active version {champion_version} cannot score these rows ({error}); the new version replaces it",
-            **common,
+            promote=False,
+            reason=f"the active version {champion_version} could not score the held-out rows ({error}); "
+            "kept as candidate: compare and activate by hand",
+            challenger_score=round(challenger_score, 6), rows=rows, **common,
         )
-    common["champion_score"] = round(champion_score, 6)
     if classification:
         gain = challenger_score - champion_score
         promote = gain >= margin
         comparison = (
             f"ROC-AUC {challenger_score:.4f} vs active version {champion_version} {champion_score:.4f} "
-            f"on the same {len(target)} held-out rows ({gain:+.4f}; needed +{margin:g})"
+            f"on the same {rows} held-out rows ({gain:+.4f}; needed +{margin:g})"
         )
     else:
         relative = (champion_score - challenger_score) / champion_score if champion_score > 0 else 0.0
         promote = champion_score > 0 and relative >= margin
         comparison = (
             f"MAE {challenger_score:.4f} vs active version {champion_version} {champion_score:.4f} "
-            f"on the same {len(target)} held-out rows ({-relative:+.2%}; needed -{margin:.2%})"
+            f"on the same {rows} held-out rows ({-relative:+.2%}; needed -{margin:.2%})"
         )
     verdict = "beats the active model" if promote else "does not beat the active model by the margin; kept as candidate"
-    return PromotionDecision(promote=promote, reason=f"{verdict}: {comparison}", champion_score=common.pop("champion_score"), **common)
+    return PromotionDecision(
+        promote=promote,
+        reason=f"{verdict}: {comparison}",
+        challenger_score=round(challenger_score, 6),
+        champion_score=round(champion_score, 6),
+        rows=rows,
+        **common,
+    )
+
+
+def _score_or_none(bundle: ModelBundle, features: pd.DataFrame, target: np.ndarray) -> float | None:
+    try:
+        return round(holdout_score(bundle, features, target), 6)
+    except Exception:  # noqa: BLE001 - informational only
+        return None

@@ -19,7 +19,7 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import brier_score_loss, get_scorer, log_loss
-from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ConfigError, DataError
@@ -38,6 +38,7 @@ from leadml.ml.pipeline import (
     resolve_preprocessing,
 )
 from leadml.ml.quality import quality_report
+from leadml.ml.split import holdout_split
 from leadml.ml.targets import check_trainable
 from leadml.ml.types import (
     CrossValidation,
@@ -165,13 +166,11 @@ def train_model(
     timings["validate"] = time.perf_counter() - started
 
     report_progress("split", 12)
-    train_x, test_x, train_y, test_y = train_test_split(
-        features,
-        target,
-        test_size=config.test_size,
-        random_state=config.random_state,
-        stratify=target if classification else None,
+    split = holdout_split(
+        raw_features, target, test_size=config.test_size, classification=classification, salt=config.random_state
     )
+    train_x, test_x = features.iloc[split.train], features.iloc[split.test]
+    train_y, test_y = target[split.train], target[split.test]
     folds = _folds(classification, train_y, config)
     scoring = main_metric(classification)
 
@@ -268,11 +267,19 @@ def train_model(
         explanation_method=method,
         metrics=metrics,
         score_quantiles=[float(value) for value in np.percentile(test_predictions, np.arange(101))],
+        holdout_threshold=split.threshold,
+        holdout_salt=config.random_state,
     )
     timings["total"] = time.perf_counter() - started
     report = {
         "rows": quality["rows"],
         "labelled_rows": quality["labelled_rows"],
+        "split": {
+            "method": "hash of each row's id (or values) below test_size, per class",
+            "test_size": config.test_size,
+            "salt": config.random_state,
+            "threshold": split.threshold,
+        },
         "train_rows": int(len(train_y)),
         "test_rows": int(len(test_y)),
         "used_columns": [column.as_dict() for column in schema.columns],
@@ -296,7 +303,7 @@ def train_model(
         feature_importance=tuple(importance),
         explanation_method=method,
         report=report,
-        holdout=(raw_features.loc[test_x.index], test_y),
+        holdout=(raw_features.iloc[split.test], test_y, split.positions[split.test]),
     )
 
 

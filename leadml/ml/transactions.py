@@ -36,6 +36,9 @@ DATE = "date"
 AMOUNT = "amount"
 
 RECENT_WINDOW_DAYS = 90
+MAX_AMOUNT = 1e12  # per transaction; larger values are unreadable, not summed to infinity
+EARLIEST_DAY = pd.Timestamp("1900-01-01")
+LATEST_DAY = pd.Timestamp("2200-01-01")
 
 FEATURE_DESCRIPTIONS: dict[str, str] = {
     "purchase_days": "number of purchase days (days with net amount > 0) up to and including as_of",
@@ -123,6 +126,8 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             stamps = pd.to_datetime(values[objects].map(_as_utc_timestamp), errors="coerce", utc=True)
             parsed[objects] = stamps.dt.tz_localize(None).to_numpy()
     parsed = parsed.astype("datetime64[ns]").dt.normalize()
+    # Outside these years a date is a typo or a sentinel, and day arithmetic would overflow.
+    parsed = parsed.where((parsed >= EARLIEST_DAY) & (parsed < LATEST_DAY))
     parsed.index = index
     return parsed, parsed.isna()
 
@@ -141,7 +146,10 @@ def _date_kind(value: Any) -> str:
     if isinstance(value, dt.date | np.datetime64):  # datetime and pd.Timestamp are dates too
         return "datetime"
     if isinstance(value, int | np.integer | float | np.floating):
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            return "bad"
         return "yyyymmdd" if number.is_integer() and 10_000_000 <= number <= 99_999_999 else "bad"
     if isinstance(value, str):
         return "yyyymmdd" if _EIGHT_DIGITS.match(value.strip()) else "iso"
@@ -164,8 +172,19 @@ def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
             lambda value: np.nan if isinstance(value, bool | np.bool_)
             else (value.strip() if isinstance(value, str) else value)
         )
-        numbers = pd.to_numeric(cleaned, errors="coerce").astype(float)
-    return numbers, ~np.isfinite(numbers)
+        try:
+            numbers = pd.to_numeric(cleaned, errors="coerce").astype(float)
+        except OverflowError:  # an integer beyond float range
+            numbers = pd.to_numeric(cleaned.map(_float_or_nan), errors="coerce").astype(float)
+    # Amounts beyond MAX_AMOUNT are unreadable: summing them would overflow to infinity.
+    return numbers, ~(np.isfinite(numbers) & (numbers.abs() <= MAX_AMOUNT))
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return float("nan")
 
 
 def _customer_text(value: Any) -> str | None:

@@ -131,6 +131,6 @@ class TrainResult:
     feature_importance: tuple[tuple[str, float], ...]
     explanation_method: str
     report: dict[str, Any]
-    # The held-out rows (raw features, encoded target): a challenger and the active
-    # model are compared on exactly these before promotion. Never persisted.
-    holdout: tuple[Any, Any] | None = None
+    # The held-out rows (raw features, encoded target, split positions): a challenger
+    # and the active model are compared on these before promotion. Never persisted.
+    holdout: tuple[Any, Any, Any] | None = None

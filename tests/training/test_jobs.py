@@ -139,6 +139,12 @@ def test_train_api_answers_202_with_a_job(
     job = api.get(f"/jobs/{payload['job_id']}").json()
     assert job["status"] == "succeeded"
     assert job["progress"] == {"step": "succeeded", "percent": 100}
+    steps = [entry["step"] for entry in job["log"]]
+    # Progress moves after every cross-validation fit, not only between stages.
+    assert "search:random_forest fit 1/12" in steps and "search:random_forest fit 12/12" in steps
+    assert steps.index("calibrate") < steps.index("compare") < steps.index("register")
+    percents = [entry["percent"] for entry in job["log"] if entry["percent"] is not None]
+    assert percents == sorted(percents)
     assert job["result"]["metadata"]["best_params"]
     assert job["duration_seconds"] >= 0
 

@@ -226,7 +226,7 @@ def _train(job: TrainingJob, progress: _JobProgress) -> TrainResult:
     )
 
 
-def _promotion(job: TrainingJob, result: TrainResult) -> PromotionDecision:
+def _promotion(job: TrainingJob, result: TrainResult) -> tuple[PromotionDecision, int | None]:
     """Score the challenger and the active model on the challenger's held-out rows."""
     champion_version = model_version_get_active(tenant=job.tenant, model_type=job.model_type)
     champion = None
@@ -244,14 +244,15 @@ def _promotion(job: TrainingJob, result: TrainResult) -> PromotionDecision:
         min_improvement=job.training_config.get("min_improvement"),
     )
     if champion_version is not None and champion is None:
-        reason = f"the active version {champion_version.version} cannot be loaded"
+        # An active version whose artifact is gone serves only rules: anything trained is better.
+        reason = f"the active version {champion_version.version} cannot be loaded (its artifact is unusable)"
         decision = replace(decision, promote=True, reason=reason)
-    return decision
+    return decision, (champion_version.pk if champion_version is not None else None)
 
 
 def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> ModelVersion:
     progress("compare", 96)
-    decision = _promotion(job, result)
+    decision, champion_pk = _promotion(job, result)
     result.report["promotion"] = decision.as_dict()
     progress("register", 98)
     data, sha256 = dump_bytes(result.bundle)
@@ -290,6 +291,7 @@ def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> 
         fields=fields,
         actor=job.requested_by or "training job",
         promote_reason=f"automatic promotion: {decision.reason}" if decision.promote else None,
+        promote_over=champion_pk,
         on_registered=mark_succeeded,
     )
     main_key = "roc_auc" if result.bundle.classification else "r2"
