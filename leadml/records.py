@@ -28,3 +28,17 @@ def records_check(records: Sequence[Any], *, field: str, indexed: bool = True) -
                 )
             if NUL in str(key) or (isinstance(value, str) and NUL in value):
                 raise ApplicationError(f"field '{name}' contains a NUL character", details={name: ["NUL character"]})
+            if number_too_large(value):
+                raise ApplicationError(
+                    f"field '{name}' is a number too large to compute with", details={name: ["number out of range"]}
+                )
+
+
+def number_too_large(value: Any) -> bool:
+    """An integer beyond what a float can hold (JSON allows any length of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            return True
+    return False

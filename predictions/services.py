@@ -20,7 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
-from leadml.records import records_check
+from leadml.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ArtifactIntegrityError, DataError, InputError
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
@@ -129,6 +129,7 @@ def transaction_records_expand(
             continue
         where = f"data[{index}]." if batch else ""
         as_of = record.get("as_of") or timezone.now().date().isoformat()
+        _transactions_check(record["transactions"], as_of, where)
         try:
             features = features_for_customer(record["transactions"], as_of)
         except DataError as error:
@@ -153,6 +154,20 @@ def transaction_records_expand(
             }
         )
     return expanded, for_rules
+
+
+def _transactions_check(transactions: Any, as_of: Any, where: str) -> None:
+    """Refuse numbers too large to compute with before the feature builder sees them."""
+    if number_too_large(as_of):
+        raise ApplicationError(f"{where}as_of is not a date", details={f"{where}as_of": ["not a date"]})
+    if not isinstance(transactions, list):
+        return  # the feature builder names the problem
+    for position, element in enumerate(transactions):
+        if isinstance(element, Mapping):
+            for key, value in element.items():
+                if number_too_large(value):
+                    name = f"{where}transactions[{position}].{key}"
+                    raise ApplicationError(f"{name} is a number too large to read", details={name: ["out of range"]})
 
 
 def _resolve_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion | None:
@@ -191,6 +206,7 @@ def predictions_make(
             f"{len(records)} records exceed the batch limit of {settings.LEADML_MAX_BATCH_ROWS}",
             details={"data": ["too many records"]},
         )
+    original_records = records
     records, rules_records = transaction_records_expand(records, model_type=model_type, batch=batch)
     records_check(records, field="data", indexed=batch)
     resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
@@ -199,6 +215,14 @@ def predictions_make(
     bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
 
     result: ScoringResult | None = None
+    from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)
+    if bundle is not None and from_transactions and "frequency" not in bundle.schema.names:
+        message = (
+            f"model '{model_version.name}' v{model_version.version} was trained on per-customer fields "
+            f"({', '.join(bundle.schema.names[:6])}, ...), not on transaction logs: send those fields, or train "
+            "on a dataset uploaded with kind=transactions"
+        )
+        raise ApplicationError(message, details={"data": ["transactions given to a model not trained on them"]})
     if bundle is not None:
         assert model_version is not None
         try:

@@ -103,6 +103,10 @@ def test_feature_selection_needs_a_target_and_keeps_k_columns(api: APIClient) ->
         ("text", {}, "data"),
         ([CRM_RECORD, 3], {}, "data[1]"),
         ({"a": {"nested": 1}}, {}, "a"),
+        (CRM_RECORD, {"missing_value_strategy": "constant", "fill_value": "abc"}, "preprocessing.fill_value"),
+        (CRM_RECORD, {"feature_engineering": ["a"]}, "config.feature_engineering"),
+        (CRM_RECORD, {"target": ["y"]}, "config.target"),
+        ({"email": "a@b.com", "email__domain": "x"}, {}, "feature_engineering"),
     ],
 )
 def test_bad_input_is_a_400_naming_the_field(api: APIClient, data: Any, config: dict[str, Any], field: str) -> None:
@@ -115,3 +119,14 @@ def test_bad_input_is_a_400_naming_the_field(api: APIClient, data: Any, config: 
 
 def test_preprocess_needs_a_token(client_for: Any) -> None:
     assert client_for(None).post("/preprocess", {"data": CRM_RECORD}, format="json").status_code == 401
+
+
+def test_extreme_values_are_read_as_missing_not_a_crash(api: APIClient) -> None:
+    too_big = post(api, [{"a": 10**400}, {"a": 1}])
+    assert too_big.status_code == 400 and "data[0].a" in too_big.json()["details"]
+    records = [{"a": 3, "b": 1e200, "created_at": "1700-01-01"}, {"a": 1, "b": 1e200, "created_at": "2026-01-01"}]
+    response = post(api, records, {"feature_engineering": {"interactions": [["b", "b"], ["b", "b"]]}, "scaling": "none"})
+    assert response.status_code == 200, response.json()
+    body = response.json()
+    assert body["feature_engineering"]["interactions"] == ["b__x__b"]  # the duplicate pair once
+    assert all(value is None or abs(value) < 1e300 for row in body["processed_data"] for value in row.values())

@@ -107,11 +107,16 @@ def test_bad_transaction_uploads_are_400s_naming_the_field(
     assert not Dataset.objects.exists()
 
 
-def test_unreadable_amount_names_the_column(api: APIClient, log_rows: list[dict[str, Any]]) -> None:
-    rows = [*log_rows[:50], {"cust": "c9", "day": "2024-02-02", "total": "lots"}]
+@pytest.mark.parametrize(
+    "bad", [{"total": "lots"}, {"total": 10**400}, {"total": 1e308}, {"day": 10**400}, {"day": "1700-01-06"}]
+)
+def test_unreadable_amounts_and_dates_name_the_column(
+    api: APIClient, log_rows: list[dict[str, Any]], bad: dict[str, Any]
+) -> None:
+    rows = [*log_rows[:50], {"cust": "c9", "day": "2024-02-02", "total": 5.0, **bad}]
     response = upload(api, rows)
-    assert response.status_code == 400
-    assert "total" in response.json()["error"]
+    assert response.status_code == 400, response.json()
+    assert next(iter(bad)) in response.json()["error"]
 
 
 def test_btyd_trains_on_the_customer_table_and_scores_transactions(
@@ -151,6 +156,13 @@ def test_btyd_needs_a_transaction_dataset(api: APIClient, customer_rows: list[di
     from tests.conftest import make_dataset
 
     make_dataset(TENANT, "customer_lifetime_value", customer_rows)
+    job = train_inline(TENANT, "customer_lifetime_value", "linear_regression", "fields")
+    assert job.status == "succeeded", job.error
+    # Transactions sent to a model trained on per-customer fields: refused, not silently averaged.
+    response = api.post("/predict", {"model_type": "customer_lifetime_value", "user_id": TENANT, "data": {
+        "customer_id": "x", "transactions": [{"date": "2024-01-01", "amount": 5}]}}, format="json")
+    assert response.status_code == 400
+    assert "kind=transactions" in response.json()["error"]
     body = {"model_type": "customer_lifetime_value", "algorithm": "btyd", "model_name": "b", "user_id": TENANT}
     response = api.post("/train", body, format="json")
     assert response.status_code == 400
@@ -167,6 +179,12 @@ def test_bad_transactions_at_prediction_name_the_element(api: APIClient) -> None
         {"customer_id": "x", "transactions": [{"date": "2024-01-01", "amount": "five"}]}]}, format="json")
     assert batch.status_code == 400
     assert "data[0].transactions[0].amount" in batch.json()["details"]
+    for element in ({"date": "2024-01-01", "amount": 10**400}, {"date": "1700-01-01", "amount": 5},
+                    {"date": 10**400, "amount": 5}):
+        response = api.post("/predict", {"model_type": "customer_lifetime_value", "user_id": TENANT, "data": {
+            "customer_id": "x", "transactions": [element]}}, format="json")
+        assert response.status_code == 400, (element, response.json())
+        assert any(key.startswith("transactions[0]") for key in response.json()["details"])
 
 
 def test_rules_fallback_reads_transactions_too(api: APIClient) -> None:

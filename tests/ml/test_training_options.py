@@ -231,3 +231,36 @@ def test_clv_promotion_needs_a_one_percent_lower_mae() -> None:
         challenger=forest.bundle, holdout=forest.holdout, champion=ridge.bundle, champion_version=1, min_improvement=0.99
     )
     assert not strict.promote
+
+
+def test_promotion_compares_only_rows_neither_version_trained_on(leads: tuple[pd.DataFrame, pd.Series]) -> None:
+    frame, labels = leads
+    champion = train(frame.iloc[:450], labels.iloc[:450], algorithm="random_forest")
+    challenger = train(frame, labels, algorithm="random_forest")
+    # The split is by each lead's id: the champion's held-out leads are held out again,
+    # and none of the leads the champion trained on are among the challenger's held-out rows.
+    champion_ids = set(champion.holdout[0]["id"])
+    challenger_ids = set(challenger.holdout[0]["id"])
+    assert champion_ids <= challenger_ids
+    champion_trained = set(frame["id"].iloc[:450]) - champion_ids
+    assert not champion_trained & challenger_ids
+    decision = decide_promotion(challenger=challenger.bundle, holdout=challenger.holdout, champion=champion.bundle,
+                                champion_version=1)
+    assert decision.rows_note == "held out by both versions"
+    assert decision.rows == len(challenger.holdout[1])
+
+
+def test_models_pickled_before_feature_options_still_load_and_predict(leads: tuple[pd.DataFrame, pd.Series]) -> None:
+    import pickle
+
+    frame, labels = leads
+    result = train(frame, labels, feature_options=FeatureOptions(log_transform=False))
+    engineer = result.bundle.pipeline.named_steps["features"]
+    state = dict(engineer.__dict__)
+    for name in ("options", "log_columns_", "btyd_", "descriptions_"):
+        state.pop(name)
+    state["source_of_"] = {name: sources[0] for name, sources in state.pop("sources_of_").items()}
+    old = object.__new__(type(engineer))
+    old.__dict__.update(state)
+    revived = pickle.loads(pickle.dumps(old))
+    pd.testing.assert_frame_equal(revived.transform(frame.head(5)), engineer.transform(frame.head(5)), rtol=1e-6)
