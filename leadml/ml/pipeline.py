@@ -168,12 +168,16 @@ ALGORITHM_CHOICES = (*ALGORITHMS, AUTO)
 
 
 def algorithms_for(model_type: str, *, transactions: bool = False) -> list[str]:
-    """Algorithms `auto` tries: those for the model type, BTYD only on transaction tables."""
-    return [
+    """Algorithms `auto` tries: those for the model type, BTYD only on transaction tables.
+
+    BTYD comes first there: the cheapest fit, and the one a time budget must not skip.
+    """
+    names = [
         name
         for name, algorithm in ALGORITHMS.items()
         if algorithm.applies_to(model_type) and (transactions or not algorithm.needs_transactions)
     ]
+    return sorted(names, key=lambda name: not ALGORITHMS[name].needs_transactions)
 
 
 def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:

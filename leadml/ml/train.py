@@ -175,12 +175,11 @@ def train_model(
     scoring = main_metric(classification)
 
     candidates: list[dict[str, Any]] = []
-    best: tuple[float, str, GridSearchCV] | None = None
     searches: dict[str, GridSearchCV] = {}
     search_started_all = time.perf_counter()
     for position, (name, grid) in enumerate(grids.items()):
         elapsed = time.perf_counter() - search_started_all
-        if best is not None and config.time_budget_s is not None and elapsed >= config.time_budget_s:
+        if searches and config.time_budget_s is not None and elapsed >= config.time_budget_s:
             candidates.append(
                 {"algorithm": name, "skipped": f"time budget of {config.time_budget_s:g}s spent ({elapsed:.1f}s)"}
             )
@@ -195,22 +194,21 @@ def train_model(
         )
         seconds = time.perf_counter() - search_started
         cv_mean = float(search.best_score_)
-        candidates.append(
-            {
-                "algorithm": name,
-                "cv_mean": round(cv_mean, 6),
-                "cv_std": round(float(search.cv_results_["std_test_score"][search.best_index_]), 6),
-                "best_params": _plain_params(search.best_params_),
-                "fits": int(len(search.cv_results_["params"]) * folds.get_n_splits() + 1),
-                "seconds": round(seconds, 3),
-            }
-        )
+        candidate: dict[str, Any] = {
+            "algorithm": name,
+            "cv_mean": round(cv_mean, 6),
+            "cv_std": round(float(search.cv_results_[f"std_test_{scoring}"][search.best_index_]), 6),
+            "best_params": _plain_params(search.best_params_),
+            "fits": int(len(search.cv_results_["params"]) * folds.get_n_splits() + 1),
+            "seconds": round(seconds, 3),
+        }
+        if not classification:
+            candidate["cv_mae"] = round(-float(search.cv_results_["mean_test_mae"][search.best_index_]), 6)
+        candidates.append(candidate)
         searches[name] = search
-        if best is None or cv_mean > best[0]:
-            best = (cv_mean, name, search)
     timings["search"] = time.perf_counter() - search_started_all
-    assert best is not None
-    _, chosen, search = best
+    chosen = _choose(candidates, classification)
+    search = searches[chosen]
     pipeline = search.best_estimator_
     calibrator = None
     calibration: dict[str, Any] | None = None
@@ -252,7 +250,7 @@ def train_model(
     cross_validation = CrossValidation(
         metric=scoring,
         mean=round(float(search.best_score_), 6),
-        std=round(float(search.cv_results_["std_test_score"][cv_row]), 6),
+        std=round(float(search.cv_results_[f"std_test_{scoring}"][cv_row]), 6),
         folds=folds.get_n_splits(),
     )
     best_params = _plain_params(search.best_params_)
@@ -341,15 +339,16 @@ def _search(
     if "select" in pipeline.named_steps:
         width = pipeline[:2].fit(train_x, train_y).transform(train_x.head(1)).shape[1]
         clamp_selection_k(pipeline, width)
+    scorers = _CVScorers(scoring, with_mae=not is_classification(model_type))
     search = GridSearchCV(
         pipeline,
         param_grid={f"model__{name}": values for name, values in grid.items()},
         # In-process searches report after every fit (and can be cancelled between fits);
         # parallel workers could not reach the job's callback, so they report per algorithm.
-        scoring=fit_progress.wrap(get_scorer(scoring)) if fit_progress and config.n_jobs == 1 else scoring,
+        scoring=fit_progress.wrap(scorers) if fit_progress and config.n_jobs == 1 else scorers,
+        refit=scoring,
         cv=folds,
         n_jobs=config.n_jobs,
-        refit=True,
         error_score="raise",
     )
     try:
@@ -361,6 +360,34 @@ def _search(
         # Bad hyperparameter values (e.g. a negative C) surface here; they are the caller's to fix.
         raise ConfigError(f"training with {algorithm} failed: {error}", field="param_grid") from error
     return search
+
+
+# `auto` on lifetime value: candidates within this much CV R² of the best count as tied,
+# and the tie goes to the lowest CV MAE. R² on spend data swings with a few big spenders
+# (fold std ~0.15 on CDNOW), so a sliver of R² is noise while MAE differences are not.
+CLV_R2_TIE = 0.01
+
+
+def _choose(candidates: list[dict[str, Any]], classification: bool) -> str:
+    """The algorithm `auto` keeps: best CV score (for CLV, near-ties go to the lower CV MAE)."""
+    tried = [candidate for candidate in candidates if "cv_mean" in candidate]
+    best = max(tried, key=lambda candidate: candidate["cv_mean"])
+    if classification:
+        return best["algorithm"]
+    tied = [c for c in tried if best["cv_mean"] - c["cv_mean"] <= CLV_R2_TIE]
+    return min(tied, key=lambda candidate: candidate["cv_mae"])["algorithm"]
+
+
+class _CVScorers:
+    """The main metric (and, for lifetime value, MAE) of one fitted fold, as GridSearchCV's dict."""
+
+    def __init__(self, scoring: str, *, with_mae: bool) -> None:
+        self.scorers = {scoring: get_scorer(scoring)}
+        if with_mae:
+            self.scorers["mae"] = get_scorer("neg_mean_absolute_error")
+
+    def __call__(self, estimator: Any, X: Any, y: Any) -> dict[str, float]:
+        return {name: scorer(estimator, X, y) for name, scorer in self.scorers.items()}
 
 
 def _grid_size(grid: dict[str, list[Any]]) -> int:
@@ -380,8 +407,8 @@ class _FitProgress:
         self.total_fits = max(total_fits, 1)
         self.done = 0
 
-    def wrap(self, scorer: Callable[..., float]) -> Callable[..., float]:
-        def scored(estimator: Any, X: Any, y: Any) -> float:
+    def wrap(self, scorer: Callable[..., Any]) -> Callable[..., Any]:
+        def scored(estimator: Any, X: Any, y: Any) -> Any:
             score = scorer(estimator, X, y)
             self.done += 1
             low, high = self.span

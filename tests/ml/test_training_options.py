@@ -264,3 +264,17 @@ def test_models_pickled_before_feature_options_still_load_and_predict(leads: tup
     old.__dict__.update(state)
     revived = pickle.loads(pickle.dumps(old))
     pd.testing.assert_frame_equal(revived.transform(frame.head(5)), engineer.transform(frame.head(5)), rtol=1e-6)
+
+
+def test_auto_on_lifetime_value_breaks_near_ties_in_r2_by_mae() -> None:
+    from leadml.ml.train import _choose
+
+    candidates = [
+        {"algorithm": "linear_regression", "cv_mean": 0.385, "cv_mae": 35.1},
+        {"algorithm": "btyd", "cv_mean": 0.3835, "cv_mae": 32.4},
+        {"algorithm": "random_forest", "cv_mean": 0.30, "cv_mae": 30.0},  # lower MAE, but clearly worse R²
+        {"algorithm": "neural_network", "skipped": "time budget"},
+    ]
+    assert _choose(candidates, classification=False) == "btyd"
+    assert _choose(candidates, classification=True) == "linear_regression"
+    assert _choose(candidates[:1] + candidates[2:3], classification=False) == "linear_regression"
