@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
+from threadpoolctl import threadpool_limits
 
 from leadml.ml.demo_data import generate_customers, generate_leads
 from registry.cache import cache_clear
@@ -31,6 +32,11 @@ def shared_dataset(relative: str) -> Path:
             pytest.fail(f"required dataset missing: {path}")
         pytest.skip(f"dataset not available: {path}")
     return path
+
+
+# One native thread per test process, however pytest is started (scripts/test also sets
+# OMP_NUM_THREADS): xdist runs a process per core and oversubscribed OpenMP is very slow.
+threadpool_limits(1)
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ import pytest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 30
-STOP_TIMEOUT_SECONDS = 15
+STOP_TIMEOUT_SECONDS = 30
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="finds leftover processes through Linux's /proc"
@@ -165,7 +165,7 @@ def start_serve(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
             process.wait()
 
 
-def _wait_for_session_empty(session_id: int, timeout: float = 5) -> dict[int, str]:
+def _wait_for_session_empty(session_id: int, timeout: float = 15) -> dict[int, str]:
     # Grandchildren are reaped by their own parents a moment after the parent we waited
     # for has exited; give them that moment before calling them leftovers.
     deadline = time.monotonic() + timeout
