@@ -103,6 +103,15 @@ class DatasetCreateApi(APIView):
                 }
                 if missing:
                     raise serializers.ValidationError(missing)
+                unused = {name: ["not used with kind=transactions"] for name in ("target", "positive_values")
+                          if name in attrs}
+                if unused:
+                    raise serializers.ValidationError(unused)
+                named = [attrs["customer_column"], attrs["date_column"], attrs["amount_column"]]
+                if len(set(named)) < 3:
+                    raise serializers.ValidationError(
+                        {"date_column": ["customer_column, date_column and amount_column must name different columns"]}
+                    )
             elif not attrs.get("target"):
                 raise serializers.ValidationError({"target": ["this field is required"]})
             return attrs

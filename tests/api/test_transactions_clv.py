@@ -96,6 +96,8 @@ def test_a_transaction_log_becomes_one_training_row_per_customer(api: APIClient,
         ({"calibration_end": "30/09/2024"}, "calibration_end"),
         ({"horizon_days": 0}, "horizon_days"),
         ({"model_type": "lead_conversion"}, "kind"),
+        ({"target": "total"}, "target"),
+        ({"date_column": "cust"}, "date_column"),
     ],
 )
 def test_bad_transaction_uploads_are_400s_naming_the_field(
