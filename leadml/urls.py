@@ -4,7 +4,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from leadml.health import HealthApi
-from predictions.apis import PredictApi, PredictBatchApi
+from predictions.apis import InsightsApi, PredictApi, PredictBatchApi
 from registry.apis import ModelActivateApi, ModelDeleteApi, ModelListApi
 from training.apis import DatasetCreateApi, DatasetDetailApi, JobCancelApi, JobDetailApi, PreprocessApi, TrainApi
 
@@ -16,6 +16,7 @@ urlpatterns = [
     path("models/<str:user_id>", ModelListApi.as_view(), name="models"),
     path("models/<str:user_id>/<str:model_name>", ModelDeleteApi.as_view(), name="model-delete"),
     path("models/<str:user_id>/<str:model_name>/activate", ModelActivateApi.as_view(), name="model-activate"),
+    path("insights/<str:user_id>/<str:model_type>", InsightsApi.as_view(), name="insights"),
     path("preprocess", PreprocessApi.as_view(), name="preprocess"),
     path("datasets", DatasetCreateApi.as_view(), name="datasets"),
     path("datasets/<str:dataset_id>", DatasetDetailApi.as_view(), name="dataset-detail"),

@@ -10,7 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadml.fields import ModelTypeField, UserIdField
-from leadml.ml.types import is_classification
+from leadml.errors import ApplicationError
+from leadml.ml.types import MODEL_TYPES, is_classification
+from predictions.insights import insights_get
 from predictions.services import ScoringResult, predictions_make
 from registry.authentication import tenant_authorize
 
@@ -132,3 +134,14 @@ class PredictBatchApi(APIView):
         if result.source == "rules":
             body["fallback_reason"] = result.fallback_reason
         return Response(body)
+
+
+class InsightsApi(APIView):
+    @extend_schema(responses={200: dict}, summary="A tenant's models and predictions at a glance")
+    def get(self, request: Request, user_id: str, model_type: str) -> Response:
+        tenant_authorize(request, user_id)
+        if model_type not in MODEL_TYPES:
+            raise ApplicationError(
+                f"model_type must be one of {', '.join(MODEL_TYPES)}", details={"model_type": ["unknown model type"]}
+            )
+        return Response(insights_get(tenant=user_id, model_type=model_type))
