@@ -44,7 +44,7 @@ class ModelBundle:
     score_quantiles: list[float] = field(default_factory=list)
     # Training held out rows whose split position (leadml.ml.split) is below this.
     holdout_threshold: float | None = None
-    holdout_salt: int | None = None
+    holdout_key: str | None = None  # what the split hashed (leadml.ml.split.HoldoutSplit.key)
 
     @property
     def classification(self) -> bool:

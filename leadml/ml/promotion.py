@@ -76,7 +76,8 @@ def decide_promotion(
             promote=True, reason="no active model of this type", challenger_score=score, rows=len(target), **common
         )
     threshold = getattr(champion, "holdout_threshold", None)
-    same_split = getattr(champion, "holdout_salt", None) == getattr(challenger, "holdout_salt", None)
+    champion_key = getattr(champion, "holdout_key", None)
+    same_split = champion_key is not None and champion_key == getattr(challenger, "holdout_key", None)
     if threshold is not None and same_split:
         unseen = positions < threshold
         if unseen.sum() >= MIN_COMPARISON_ROWS and (not classification or len(np.unique(target[unseen])) == 2):
@@ -85,7 +86,10 @@ def decide_promotion(
         else:
             common["rows_note"] = "too few rows held out by both; compared on all of the new version's held-out rows"
     else:
-        common["rows_note"] = "the active version's held-out rows are unknown; compared on the new version's"
+        common["rows_note"] = (
+            "the active version split its rows differently (another id column or seed), so some of these rows "
+            "may be ones it trained on; compared on all of the new version's held-out rows"
+        )
     rows = int(len(target))
     try:
         challenger_score = holdout_score(challenger, features, target)

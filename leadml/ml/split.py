@@ -24,14 +24,19 @@ class HoldoutSplit:
     # Rows with a position below this are held out; None when small classes forced a
     # rank-based split (then which rows a model trained on is not a threshold).
     threshold: float | None
+    # What the positions hash: "id:<column>" or "values" (two splits compare only if equal).
+    key: str
 
 
-def _identity_column(frame: pd.DataFrame) -> str | None:
+def identity_column(frame: pd.DataFrame) -> str | None:
+    """The id column the split hashes: the first identifier-named column with no gaps.
+
+    Ids need not be unique: rows sharing an id (the same lead uploaded twice) land on the
+    same side of the split, so a copy cannot leak from training into the held-out rows.
+    """
     for name in frame.columns:
-        if IDENTIFIER_NAME.search(str(name).lower()):
-            values = frame[name]
-            if values.notna().all() and values.astype(str).is_unique:
-                return str(name)
+        if IDENTIFIER_NAME.search(str(name).lower()) and frame[name].notna().all():
+            return str(name)
     return None
 
 
@@ -44,7 +49,7 @@ def _normalised_text(column: pd.Series) -> pd.Series:
 
 def row_positions(frame: pd.DataFrame, salt: int = 0) -> np.ndarray:
     """Return each row's stable position in [0, 1); another `salt` draws another split."""
-    identity = _identity_column(frame)
+    identity = identity_column(frame)
     columns = [identity] if identity else sorted(frame.columns, key=str)
     normalised = pd.DataFrame({str(name): _normalised_text(frame[name]) for name in columns})
     hash_key = f"leadml{salt:010d}"[-16:]
@@ -73,6 +78,11 @@ def holdout_split(
             held[members] = False
             held[order[:wanted]] = True
             threshold = None
+    identity = identity_column(frame)
     return HoldoutSplit(
-        train=np.flatnonzero(~held), test=np.flatnonzero(held), positions=positions, threshold=threshold
+        train=np.flatnonzero(~held),
+        test=np.flatnonzero(held),
+        positions=positions,
+        threshold=threshold,
+        key=f"id:{identity}:salt{salt}" if identity else f"values:salt{salt}",
     )

@@ -266,7 +266,7 @@ def train_model(
         metrics=metrics,
         score_quantiles=[float(value) for value in np.percentile(test_predictions, np.arange(101))],
         holdout_threshold=split.threshold,
-        holdout_salt=config.random_state,
+        holdout_key=split.key,
     )
     timings["total"] = time.perf_counter() - started
     report = {
@@ -275,7 +275,7 @@ def train_model(
         "split": {
             "method": "hash of each row's id (or values) below test_size, per class",
             "test_size": config.test_size,
-            "salt": config.random_state,
+            "key": split.key,
             "threshold": split.threshold,
         },
         "train_rows": int(len(train_y)),

@@ -278,3 +278,14 @@ def test_auto_on_lifetime_value_breaks_near_ties_in_r2_by_mae() -> None:
     assert _choose(candidates, classification=False) == "btyd"
     assert _choose(candidates, classification=True) == "linear_regression"
     assert _choose(candidates[:1] + candidates[2:3], classification=False) == "linear_regression"
+
+
+def test_the_split_hashes_ids_even_when_the_same_lead_appears_twice() -> None:
+    from leadml.ml.split import holdout_split, row_positions
+
+    frame = pd.DataFrame({"id": ["a", "b", "c", "a"], "x": [1, 2, 3, 99]})
+    positions = row_positions(frame)
+    assert positions[0] == positions[3]  # the same lead, wherever and however often it appears
+    assert row_positions(frame.iloc[:3])[0] == positions[0]
+    split = holdout_split(frame, np.array([1.0, 2.0, 3.0, 4.0]), test_size=0.5, classification=False)
+    assert split.key == "id:id:salt0"
