@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 PERMUTATION_SAMPLE_ROWS = 2000
 
 
-def _transformed_sources(pipeline: Pipeline) -> list[tuple[str, ...]]:
+def transformed_sources(pipeline: Pipeline) -> list[tuple[str, ...]]:
     """Return, for each column entering the estimator, the input column(s) it came from."""
     engineer = pipeline.named_steps["features"]
     preprocess = pipeline.named_steps["preprocess"]
@@ -74,7 +74,7 @@ def feature_importance(
     totals: dict[str, float] = defaultdict(float)
     if native is not None:
         weights, method = native
-        for sources, weight in zip(_transformed_sources(pipeline), weights):
+        for sources, weight in zip(transformed_sources(pipeline), weights):
             # An interaction's weight is shared by the columns it multiplies.
             for source in sources:
                 totals[source] += float(weight) / len(sources)
