@@ -27,6 +27,7 @@ class PredictApi(APIView):
         model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
         entity_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
         data = serializers.DictField(allow_empty=False)
+        explain = serializers.BooleanField(default=True, help_text="add the record's reasons (default true)")
 
     @extend_schema(request=InputSerializer, responses={200: dict}, summary="Score one lead or customer")
     def post(self, request: Request) -> Response:
@@ -41,6 +42,7 @@ class PredictApi(APIView):
             model_name=data.get("model_name") or None,
             records=[data["data"]],
             entity_ids=[entity_id] if entity_id else None,
+            explain=data["explain"],
         )
         return Response(single_body(result))
 
@@ -66,10 +68,15 @@ def single_body(result: ScoringResult) -> dict[str, Any]:
         "tier": output.get("tier"),
         "warnings": output["warnings"],
     }
+    body |= _reasons_of(output)
     if result.source == "rules":
-        body["reasons"] = output["reasons"]
         body["fallback_reason"] = result.fallback_reason
     return body
+
+
+def _reasons_of(output: dict[str, Any]) -> dict[str, Any]:
+    """The output's `reasons` and `explanation`, where it has them."""
+    return {key: output[key] for key in ("reasons", "explanation") if key in output}
 
 
 class PredictBatchApi(APIView):
@@ -80,6 +87,7 @@ class PredictBatchApi(APIView):
         model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
         # Plain JSON list: per-row validation lives in the model's schema check, which names the row.
         data = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+        explain = serializers.BooleanField(default=False, help_text="add each record's reasons (slower)")
 
     @extend_schema(request=InputSerializer, responses={200: dict}, summary="Score many leads or customers")
     def post(self, request: Request) -> Response:
@@ -93,6 +101,7 @@ class PredictBatchApi(APIView):
             model_name=data.get("model_name") or None,
             records=data["data"],
             batch=True,
+            explain=data["explain"],
         )
         classification = is_classification(result.model_type)
         predictions = []
@@ -118,9 +127,7 @@ class PredictBatchApi(APIView):
                 "source": output["source"],
                 "warnings": output["warnings"],
             }
-            if result.source == "rules":
-                item["reasons"] = output["reasons"]
-            predictions.append(item)
+            predictions.append(item | _reasons_of(output))
         body = {
             "success": True,
             "prediction_type": PREDICTION_TYPE[classification],

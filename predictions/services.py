@@ -16,17 +16,18 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ArtifactIntegrityError, DataError, InputError
+from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
 from leadml.ml.transactions import features_for_customer
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
+from predictions.storage import PredictionRow, predictions_insert
 from registry.cache import bundle_load
 from registry.models import ModelVersion
 from registry.selectors import model_version_get_active, model_version_get_for_name
@@ -34,6 +35,7 @@ from registry.services import model_version_mark_broken
 
 logger = logging.getLogger(__name__)
 TOP_FEATURES = 10
+UNEXPLAINED_VERSION = "this version was trained before per-record reasons existed; retrain it to get them"
 # A rule-based CLV guess deserves little trust; the constant says so to the CRM.
 RULES_CLV_CONFIDENCE = 0.3
 
@@ -197,8 +199,14 @@ def predictions_make(
     model_name: str | None = None,
     entity_ids: Sequence[str] | None = None,
     batch: bool = False,
+    explain: bool | None = None,
 ) -> ScoringResult:
-    """Score records and store one Prediction per record, atomically."""
+    """Score records and store one Prediction per record, atomically.
+
+    `explain` (default: for single records, not for batches) adds each record's reasons.
+    """
+    if explain is None:
+        explain = not batch
     if not records:
         raise ApplicationError("data is empty", details={"data": ["at least one record is required"]})
     if len(records) > settings.LEADML_MAX_BATCH_ROWS:
@@ -232,12 +240,15 @@ def predictions_make(
             field_name = f"{where}{error.field}" if error.field else "data"
             raise ApplicationError(error.message, details={field_name: [error.message]}) from error
         try:
-            values = bundle.predict(prepared.frame)
+            inputs = bundle.model_input(prepared)
+            values, explained = _score(bundle, inputs, explain=explain, batch=batch)
         except Exception as error:  # a model that cannot score must not take the CRM down with it
             logger.exception("model_error version=%s", model_version.pk)
             fallback_reason = f"model error: {error.__class__.__name__}"
         else:
             result = _model_outputs(model_version, bundle, values, prepared.warnings)
+            if explain:
+                _add_reasons(result.outputs, explained, records)
     if result is None:
         result = _rules_outputs(model_type, rules_records, fallback_reason or "model unavailable")
 
@@ -310,6 +321,48 @@ def _model_outputs(
         },
         model_version=model_version,
     )
+
+
+def _score(
+    bundle: ModelBundle, inputs: Any, *, explain: bool, batch: bool
+) -> tuple[Any, tuple[Explainer, list[Explanation]] | str | None]:
+    """Score the estimator inputs; with `explain`, also return the explanations.
+
+    Explanations are an extra: when they fail or the version predates them, the scores
+    are returned with the reason there are none.
+    """
+    if not explain:
+        return bundle.predict_matrix(inputs), None
+    budget = settings.LEADML_EXPLAIN_BATCH_MAX_ROWS if batch else settings.LEADML_EXPLAIN_MAX_ROWS
+    try:
+        explainer = explainer_for(bundle)
+        if explainer is None:
+            return bundle.predict_matrix(inputs), UNEXPLAINED_VERSION
+        values, explanations = explainer.score_and_explain(inputs, max_rows_per_record=budget)
+    except Exception as error:
+        logger.exception("explanation_error algorithm=%s", bundle.algorithm)
+        return bundle.predict_matrix(inputs), f"explanation failed: {error.__class__.__name__}"
+    return values, (explainer, explanations)
+
+
+def _add_reasons(
+    outputs: list[dict[str, Any]],
+    explained: tuple[Explainer, list[Explanation]] | str | None,
+    records: Sequence[Mapping[str, Any]],
+) -> None:
+    """Give each output its `reasons` and `explanation` (method, baseline, unit)."""
+    if not isinstance(explained, tuple):
+        for output in outputs:
+            output |= {"reasons": [], "explanation": {"method": "unavailable", "detail": explained}}
+        return
+    explainer, explanations = explained
+    for output, explanation, record in zip(outputs, explanations, records):
+        output["reasons"] = reasons_of(explanation, explainer, record)
+        output["explanation"] = {
+            "method": explanation.method,
+            "baseline": round(explanation.baseline, 4),
+            "unit": explainer.unit,
+        }
 
 
 def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason: str) -> ScoringResult:
@@ -385,25 +438,23 @@ def _store(
     now = timezone.now()
     batch_id = uuid.uuid4() if batch else None
     value_key = "conversion_probability" if is_classification(result.model_type) else "lifetime_value"
-    rows = [
-        Prediction(
-            tenant=tenant,
-            model_type=result.model_type,
-            model_version=result.model_version,
-            entity_id=entity_ids[index],
-            batch_id=batch_id,
-            source=result.source,
-            input=dict(record),
-            output=output,
-            value=output[value_key],
-            latency_ms=round(latency_ms, 3),
-            created_at=now,
-        )
-        for index, (record, output) in enumerate(zip(records, result.outputs))
-    ]
-    with transaction.atomic():
-        created = Prediction.objects.bulk_create(rows, batch_size=2000)
-    if created and created[0].pk is None:
-        # Backends that do not return ids from bulk inserts: read them back by batch.
-        return list(Prediction.objects.filter(batch_id=batch_id).order_by("id").values_list("id", flat=True))
-    return [row.pk for row in created]
+    version_id = result.model_version.pk if result.model_version else None
+    latency = round(latency_ms, 3)
+    return predictions_insert(
+        [
+            PredictionRow(
+                tenant=tenant,
+                model_type=result.model_type,
+                model_version_id=version_id,
+                entity_id=entity_id,
+                batch_id=batch_id,
+                source=result.source,
+                input=dict(record),
+                output=output,
+                value=output[value_key],
+                latency_ms=latency,
+                created_at=now,
+            )
+            for record, output, entity_id in zip(records, result.outputs, entity_ids)
+        ]
+    )

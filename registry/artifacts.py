@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 from django.core.files.base import ContentFile
@@ -28,6 +29,23 @@ def artifact_save(*, tenant: str, model_type: str, name: str, sha256: str, data:
 def artifact_read(path: str) -> bytes:
     with _storage().open(path, "rb") as handle:
         return handle.read()
+
+
+def artifact_signature(path: str) -> tuple[int, int, int] | None:
+    """Return (inode, size, mtime in ns) of a local artifact file, None where storage is remote.
+
+    A cheap stat: what a process compares before serving a model it loaded earlier, so
+    a file replaced or corrupted on disk is read (and checked) again.
+    """
+    try:
+        local = _storage().path(path)
+    except NotImplementedError:
+        return None
+    try:
+        stat = os.stat(local)
+    except OSError:
+        return (-1, -1, -1)  # gone: differs from any loaded file's signature
+    return (stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def artifact_delete(path: str) -> None:

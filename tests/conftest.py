@@ -131,3 +131,16 @@ def clv_model(db: None, customer_rows: list[dict[str, Any]]) -> ModelVersion:
     job = train_inline(TENANT, "customer_lifetime_value", "linear_regression", "clv_lr")
     assert job.status == "succeeded", job.error
     return job.model_version
+
+
+# Request bodies for the tenant the API fixtures authorise.
+def lead_request(data: Any, **extra: Any) -> dict[str, Any]:
+    return {"model_type": "lead_conversion", "user_id": TENANT, "data": data, **extra}
+
+
+def clv_request(data: Any, **extra: Any) -> dict[str, Any]:
+    return {"model_type": "customer_lifetime_value", "user_id": TENANT, "data": data, **extra}
+
+
+def without(record: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key not in keys}

@@ -2,15 +2,20 @@
 
 `ModelBundle.prepare` validates raw records against the feature schema (wrong types are
 refused, unknown and missing fields and out-of-range values become warnings) and
-`ModelBundle.predict` scores them.
+`ModelBundle.predict` scores them. `ModelBundle.model_input` and
+`ModelBundle.predict_matrix` split scoring in two (records to the estimator's input
+matrix, matrix to the served value), so a few records skip pandas (leadml.ml.fastpath)
+and explanations (leadml.ml.reasons) can score mixtures of a record and a baseline.
 """
 from __future__ import annotations
 
+import copy
 import math
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -18,13 +23,24 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from leadml.ml.errors import InputError
+from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
 from leadml.ml.types import ColumnSpec, FeatureSchema, is_classification
+
+# Training records kept with each version (the baseline of drift checks and reasons).
+REFERENCE_SAMPLE_ROWS = 1000
 
 
 @dataclass
 class PreparedRecords:
-    frame: pd.DataFrame
+    """Validated records (one dict per record, schema columns only) and their warnings."""
+
+    rows: list[dict[str, Any]]
     warnings: list[list[str]]
+    columns: tuple[str, ...]
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame.from_records(self.rows, columns=list(self.columns))
 
 
 @dataclass
@@ -45,6 +61,14 @@ class ModelBundle:
     # Training held out rows whose split position (leadml.ml.split) is below this.
     holdout_threshold: float | None = None
     holdout_key: str | None = None  # what the split hashed (leadml.ml.split.HoldoutSplit.key)
+    # The typical training record (medians, most frequent values): the explanations' baseline.
+    baseline_record: dict[str, Any] | None = None
+    # Up to REFERENCE_SAMPLE_ROWS training records as the model read them, for comparisons.
+    reference_sample: pd.DataFrame | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Compiled transforms are rebuilt after loading, never saved.
+        return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     @property
     def classification(self) -> bool:
@@ -71,7 +95,7 @@ class ModelBundle:
             missing: list[str] = []
             for column in self.schema.columns:
                 value = record.get(column.name)
-                if _is_missing(value, placeholders):
+                if _is_missing(value, placeholders, numeric=column.kind == "numeric"):
                     missing.append(column.name)
                     cleaned[column.name] = None
                     continue
@@ -86,8 +110,7 @@ class ModelBundle:
                 record_warnings.append(f"missing fields imputed as in training: {', '.join(missing)}")
             rows.append(cleaned)
             warnings.append(record_warnings)
-        frame = pd.DataFrame.from_records(rows, columns=list(self.schema.names))
-        return PreparedRecords(frame=frame, warnings=warnings)
+        return PreparedRecords(rows=rows, warnings=warnings, columns=self.schema.names)
 
     @property
     def placeholders(self) -> tuple[str, ...]:
@@ -103,6 +126,37 @@ class ModelBundle:
         # A lifetime value below zero means nothing; the regressors may extrapolate there.
         return np.clip(self.pipeline.predict(frame), 0.0, None)
 
+    def model_input(self, prepared: PreparedRecords) -> np.ndarray:
+        """Return the matrix the estimator reads for these records (fast for a few records)."""
+        compiled = self._compiled() if len(prepared.rows) <= COMPILED_MAX_ROWS else None
+        if compiled is not None:
+            return compiled.matrix(prepared.rows)
+        return np.asarray(self.pipeline[:-1].transform(prepared.frame), dtype=float)
+
+    def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
+        """Return what `predict` would for the records behind an estimator input matrix."""
+        estimator = self.pipeline.steps[-1][1]
+        if not self.classification:
+            return np.clip(estimator.predict(matrix), 0.0, None)
+        if self.calibrator is None:
+            return estimator.predict_proba(matrix)[:, 1]
+        tail = self.__dict__.get("_cached_calibrated_tail")
+        if tail is None:
+            # The calibration fitted on the pipeline, applied to the pipeline's last step.
+            (calibrated,) = self.calibrator.calibrated_classifiers_
+            tail = copy.copy(calibrated)
+            tail.estimator = estimator
+            self.__dict__["_cached_calibrated_tail"] = tail
+        return tail.predict_proba(matrix)[:, 1]
+
+    def predict_prepared(self, prepared: PreparedRecords) -> np.ndarray:
+        return self.predict_matrix(self.model_input(prepared))
+
+    def _compiled(self) -> CompiledPipeline | None:
+        if "_cached_compiled" not in self.__dict__:
+            self.__dict__["_cached_compiled"] = compile_pipeline(self.pipeline)
+        return self.__dict__["_cached_compiled"]
+
     def percentile(self, value: float) -> float:
         """Return the share (0..100) of held-out predictions at or below this value."""
         if not self.score_quantiles:
@@ -111,16 +165,24 @@ class ModelBundle:
         return 100.0 * position / len(self.score_quantiles)
 
 
-def _is_missing(value: Any, placeholders: set[str]) -> bool:
+def _is_missing(value: Any, placeholders: set[str], *, numeric: bool = False) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.strip() or value.strip().lower() in placeholders
+        text = value.strip().lower()
+        if not text or text in placeholders:
+            return True
+        # In a numeric column "-1.0" is the placeholder "-1" too: the pipeline reads the number.
+        number = _as_number(text) if placeholders and numeric else None
+        return number is not None and _number_text(number) in placeholders
     if placeholders and isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
-        text = str(int(number)) if number.is_integer() else str(number)
-        return text in placeholders
+        return math.isfinite(number) and _number_text(number) in placeholders
     return False
+
+
+def _number_text(number: float) -> str:
+    return str(int(number)) if number.is_integer() else str(number)
 
 
 def _validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[str]) -> Any:
@@ -146,6 +208,8 @@ def _validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[
 
 
 def _as_number(value: Any) -> float | None:
+    if type(value) is float:  # the common case, first
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return float(value)
     if isinstance(value, (int, float)):
@@ -164,6 +228,12 @@ def _parses_as_date(value: Any) -> bool:
         return True
     if not isinstance(value, str):
         return False
+    return _parses_as_date_text(value)
+
+
+@lru_cache(maxsize=65536)
+def _parses_as_date_text(value: str) -> bool:
+    # Cached: a batch repeats dates, and parsing one costs more than the rest of a record.
     try:
         pd.Timestamp(value)
     except (ValueError, TypeError):

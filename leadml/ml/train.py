@@ -21,7 +21,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import brier_score_loss, get_scorer, log_loss
 from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 
-from leadml.ml.bundle import ModelBundle
+from leadml.ml.bundle import REFERENCE_SAMPLE_ROWS, ModelBundle
 from leadml.ml.errors import ConfigError, DataError
 from leadml.ml.evaluate import calibration_curve_points, classification_metrics, main_metric, regression_metrics
 from leadml.ml.explain import feature_importance
@@ -38,6 +38,7 @@ from leadml.ml.pipeline import (
     resolve_preprocessing,
 )
 from leadml.ml.quality import quality_report
+from leadml.ml.reasons import typical_record
 from leadml.ml.split import holdout_split
 from leadml.ml.targets import check_trainable
 from leadml.ml.types import (
@@ -267,6 +268,8 @@ def train_model(
         score_quantiles=[float(value) for value in np.percentile(test_predictions, np.arange(101))],
         holdout_threshold=split.threshold,
         holdout_key=split.key,
+        baseline_record=typical_record(schema, train_x),
+        reference_sample=_reference_sample(train_x, schema, config.random_state),
     )
     timings["total"] = time.perf_counter() - started
     report = {
@@ -418,6 +421,14 @@ class _FitProgress:
             return score
 
         return scored
+
+
+def _reference_sample(train_x: pd.DataFrame, schema: FeatureSchema, random_state: int) -> pd.DataFrame:
+    """Up to REFERENCE_SAMPLE_ROWS training records, the schema's columns only, kept with the version."""
+    sample = train_x[list(schema.names)]
+    if len(sample) > REFERENCE_SAMPLE_ROWS:
+        sample = sample.sample(REFERENCE_SAMPLE_ROWS, random_state=random_state)
+    return sample.reset_index(drop=True)
 
 
 def _calibrate(

@@ -124,6 +124,10 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LEADML_MAX_BODY_BYTES", default=50 * 1024
 LEADML_MAX_UPLOAD_BYTES = env.int("LEADML_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
 LEADML_MAX_UPLOAD_ROWS = env.int("LEADML_MAX_UPLOAD_ROWS", default=500_000)
 LEADML_MAX_BATCH_ROWS = env.int("LEADML_MAX_BATCH_ROWS", default=10_000)
+# Scored mixtures per record when explaining a prediction (tree and neural-network models;
+# see leadml/ml/reasons.py): more is steadier and slower.
+LEADML_EXPLAIN_MAX_ROWS = env.int("LEADML_EXPLAIN_MAX_ROWS", default=256)
+LEADML_EXPLAIN_BATCH_MAX_ROWS = env.int("LEADML_EXPLAIN_BATCH_MAX_ROWS", default=64)
 LEADML_MAX_WAIT_SECONDS = env.int("LEADML_MAX_WAIT_SECONDS", default=600)
 # SPEC §4: refuse to train below these.
 LEADML_MIN_ROWS = env.int("LEADML_MIN_ROWS", default=50)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from predictions.models import Prediction
 from registry.cache import cache_clear
 from registry.models import ModelVersion
-from tests.conftest import TENANT, train_inline
+from tests.conftest import TENANT, clv_request, lead_request, train_inline, without
 
 # The CRM's request body (SPEC §7, seed README).
 CRM_LEAD = {
@@ -36,18 +36,6 @@ def expected_category(value: float) -> str:
     if value > 100:
         return "low_value"
     return "very_low_value"
-
-
-def lead_request(data: Any, **extra: Any) -> dict[str, Any]:
-    return {"model_type": "lead_conversion", "user_id": TENANT, "data": data, **extra}
-
-
-def clv_request(data: Any, **extra: Any) -> dict[str, Any]:
-    return {"model_type": "customer_lifetime_value", "user_id": TENANT, "data": data, **extra}
-
-
-def without(record: dict[str, Any], *keys: str) -> dict[str, Any]:
-    return {key: value for key, value in record.items() if key not in keys}
 
 
 def assert_error(response: Any, status: int) -> dict[str, Any]:
@@ -371,6 +359,27 @@ def test_tampered_artifact_falls_back_and_marks_version_broken(
     assert health.status_code == 503
     assert health.json()["status"] == "degraded"
     assert health.json()["services"]["models"]["status"] == "degraded"
+
+
+def test_artifact_corrupted_while_served_is_caught_on_the_next_request(
+    api: APIClient, lead_model: ModelVersion
+) -> None:
+    first = api.post("/predict", lead_request(CRM_LEAD), format="json")
+    assert first.json()["source"] == "model"  # the bundle is now cached in this process
+    path = storages["models"].path(lead_model.artifact_path)
+    with open(path, "r+b") as handle:
+        handle.seek(100)
+        byte = handle.read(1)
+        handle.seek(100)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+
+    second = api.post("/predict", lead_request(CRM_LEAD), format="json")
+
+    assert second.status_code == 200, second.content
+    assert second.json()["source"] == "rules"
+    assert "checksum" in second.json()["fallback_reason"]
+    lead_model.refresh_from_db()
+    assert lead_model.status == ModelVersion.Status.BROKEN
 
 
 def test_missing_artifact_falls_back_and_marks_version_broken(api: APIClient, lead_model: ModelVersion) -> None:
