@@ -4,6 +4,14 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from leadml.health import HealthApi
+from monitoring.apis import (
+    ModelRetrainApi,
+    MonitoringApi,
+    MonitoringEventsApi,
+    OutcomesApi,
+    TriggerSettingsApi,
+    WebhookApi,
+)
 from predictions.apis import InsightsApi, PredictApi, PredictBatchApi
 from registry.apis import ModelActivateApi, ModelDeleteApi, ModelListApi
 from training.apis import DatasetCreateApi, DatasetDetailApi, JobCancelApi, JobDetailApi, PreprocessApi, TrainApi
@@ -16,6 +24,12 @@ urlpatterns = [
     path("models/<str:user_id>", ModelListApi.as_view(), name="models"),
     path("models/<str:user_id>/<str:model_name>", ModelDeleteApi.as_view(), name="model-delete"),
     path("models/<str:user_id>/<str:model_name>/activate", ModelActivateApi.as_view(), name="model-activate"),
+    path("models/<str:user_id>/<str:model_name>/retrain", ModelRetrainApi.as_view(), name="model-retrain"),
+    path("outcomes", OutcomesApi.as_view(), name="outcomes"),
+    path("monitoring/<str:user_id>/webhook", WebhookApi.as_view(), name="monitoring-webhook"),
+    path("monitoring/<str:user_id>/<str:model_type>", MonitoringApi.as_view(), name="monitoring"),
+    path("monitoring/<str:user_id>/<str:model_type>/events", MonitoringEventsApi.as_view(), name="monitoring-events"),
+    path("monitoring/<str:user_id>/<str:model_type>/triggers", TriggerSettingsApi.as_view(), name="monitoring-triggers"),
     path("insights/<str:user_id>/<str:model_type>", InsightsApi.as_view(), name="insights"),
     path("preprocess", PreprocessApi.as_view(), name="preprocess"),
     path("datasets", DatasetCreateApi.as_view(), name="datasets"),

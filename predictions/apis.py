@@ -12,9 +12,11 @@ from rest_framework.views import APIView
 from leadml.fields import ModelTypeField, UserIdField
 from leadml.errors import ApplicationError
 from leadml.ml.types import MODEL_TYPES, is_classification
+from monitoring.services.report import monitoring_summary
 from predictions.insights import insights_get
 from predictions.services import ScoringResult, predictions_make
 from registry.authentication import tenant_authorize
+from registry.selectors import model_version_get_active
 
 PREDICTION_TYPE = {True: "conversion_probability", False: "lifetime_value"}
 
@@ -151,4 +153,8 @@ class InsightsApi(APIView):
             raise ApplicationError(
                 f"model_type must be one of {', '.join(MODEL_TYPES)}", details={"model_type": ["unknown model type"]}
             )
-        return Response(insights_get(tenant=user_id, model_type=model_type))
+        body = insights_get(tenant=user_id, model_type=model_type)
+        active = model_version_get_active(tenant=user_id, model_type=model_type)
+        # SPEC §7: insights carry the active model's drift and quality summaries too.
+        body["monitoring"] = monitoring_summary(version=active) if active is not None else None
+        return Response(body)

@@ -1,5 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
+from leadml.errors import ApplicationError
+from monitoring.services.retrain import retrain_evaluate, retrain_request
 from registry.models import ApiToken, ModelVersion, PromotionEvent
 
 
@@ -9,6 +13,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
     list_filter = ("model_type", "status", "algorithm", "tenant", "created_at")
     search_fields = ("tenant", "name")
     readonly_fields = [field.name for field in ModelVersion._meta.fields]
+    actions = ("retrain_now", "evaluate_triggers")
+
+    @admin.action(description="Retrain now (own algorithm and configuration)")
+    def retrain_now(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        actor = f"admin:{request.user.get_username()}"
+        for version in queryset:
+            try:
+                decision = retrain_request(version=version, actor=actor, reason="retrain requested in the admin")
+            except ApplicationError as error:
+                self.message_user(request, f"{version}: {error.message}", messages.WARNING)
+            else:
+                self.message_user(request, f"{version}: retrain queued (job {decision.job.id if decision.job else '?'})")
+
+    @admin.action(description="Evaluate retraining triggers (retrain what is due)")
+    def evaluate_triggers(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        actor = f"admin:{request.user.get_username()}"
+        for version in queryset:
+            decision = retrain_evaluate(version=version, actor=actor)
+            level = messages.WARNING if decision.action == "failed" else messages.INFO
+            self.message_user(request, decision.line(), level)
 
     @admin.display(description="Main metric")
     def main_metric_display(self, obj: ModelVersion) -> str:

@@ -97,10 +97,23 @@ class TrainingJob(TimeStampedModel):
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs"
     )
+    # Set when the job retrains an existing version (triggers, manual request).
+    retrain_of = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="retrain_jobs"
+    )
+    retrain_reason = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["tenant", "status"])]
+        constraints = [
+            # Two schedulers racing can never queue the same model's retrain twice.
+            models.UniqueConstraint(
+                fields=["tenant", "model_name"],
+                condition=models.Q(status__in=["queued", "running"], retrain_of__isnull=False),
+                name="one_retrain_in_flight_per_model",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"job {self.id} ({self.tenant}/{self.model_name}, {self.status})"

@@ -26,8 +26,9 @@ from leadml.ml.errors import InputError
 from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
 from leadml.ml.types import ColumnSpec, FeatureSchema, is_classification
 
-# Training records kept with each version (the baseline of drift checks and reasons).
-REFERENCE_SAMPLE_ROWS = 1000
+# Training records kept with each version, the reference of drift checks (leadml.ml.monitoring):
+# enough for distance measures to be steady on large datasets, small next to the model.
+REFERENCE_SAMPLE_ROWS = 5000
 
 
 @dataclass

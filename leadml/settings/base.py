@@ -40,6 +40,7 @@ LOCAL_APPS = [
     "registry",
     "training",
     "predictions",
+    "monitoring",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -208,3 +209,46 @@ LOGGING = {
 
 # Parallel fits in the hyperparameter search (joblib); 1 keeps one job per core predictable.
 LEADML_TRAIN_N_JOBS = env.int("LEADML_TRAIN_N_JOBS", default=1)
+
+# --- Monitoring and retraining (SPEC §6) --------------------------------------
+# Default window of GET /monitoring and of trigger evaluation.
+LEADML_MONITORING_WINDOW_DAYS = env.int("LEADML_MONITORING_WINDOW_DAYS", default=7)
+# At most this many predictions of a window are read (a time-stratified sample beyond).
+LEADML_MONITORING_SAMPLE_ROWS = env.int("LEADML_MONITORING_SAMPLE_ROWS", default=5000)
+# Drift thresholds (leadml.ml.monitoring.DriftThresholds). The defaults are those of
+# Evidently's presets: a window drawn from the training distribution is not flagged.
+LEADML_DRIFT_THRESHOLDS = {
+    "p_value": env.float("LEADML_DRIFT_P_VALUE", default=0.05),
+    "wasserstein": env.float("LEADML_DRIFT_WASSERSTEIN", default=0.1),
+    "jensen_shannon": env.float("LEADML_DRIFT_JENSEN_SHANNON", default=0.1),
+    "statistical_max_rows": env.int("LEADML_DRIFT_STATISTICAL_MAX_ROWS", default=1000),
+    "drift_share": env.float("LEADML_DRIFT_SHARE", default=0.5),
+    "psi": env.float("LEADML_DRIFT_PSI", default=0.25),
+}
+# A feature's missing or outlier share above training by more than this is flagged.
+LEADML_QUALITY_MARGIN = env.float("LEADML_QUALITY_MARGIN", default=0.1)
+# Retraining triggers: defaults for every tenant and model type; per-tenant overrides
+# live in the database (admin, PUT /monitoring/{user_id}/{model_type}/triggers).
+LEADML_TRIGGER_DEFAULTS = {
+    "live_performance_enabled": True,
+    "live_performance_margin": 0.05,  # main metric (ROC-AUC or R²) below training by more than this
+    "live_performance_min_outcomes": 200,
+    "estimated_performance_enabled": True,
+    "estimated_performance_margin": 0.05,  # expected ROC-AUC (CBPE) below training
+    "estimated_performance_min_predictions": 200,
+    "data_drift_enabled": True,
+    "data_drift_min_predictions": 200,
+    "new_rows_enabled": True,
+    "new_rows_min": 1000,  # labelled rows added since the version was trained
+    "max_age_enabled": True,
+    "max_age_days": 90,
+}
+# How often the django-q2 schedule evaluates every tenant's triggers.
+LEADML_MONITORING_INTERVAL_MINUTES = env.int("LEADML_MONITORING_INTERVAL_MINUTES", default=60)
+# After a retrain of a model finished, its triggers may not queue another for this long
+# (a challenger that lost would otherwise be retrained at every evaluation).
+LEADML_RETRAIN_COOLDOWN_HOURS = env.float("LEADML_RETRAIN_COOLDOWN_HOURS", default=24)
+# Webhook deliveries of monitoring events: attempts and the first retry delay (doubling).
+LEADML_WEBHOOK_ATTEMPTS = env.int("LEADML_WEBHOOK_ATTEMPTS", default=5)
+LEADML_WEBHOOK_BACKOFF_SECONDS = env.int("LEADML_WEBHOOK_BACKOFF_SECONDS", default=30)
+LEADML_WEBHOOK_TIMEOUT_SECONDS = env.float("LEADML_WEBHOOK_TIMEOUT_SECONDS", default=5)

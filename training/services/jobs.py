@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -32,6 +32,7 @@ from registry.selectors import model_name_check_type, model_version_get_active
 from registry.services import model_version_register
 from training.models import Dataset, TrainingJob
 from training.selectors import dataset_get, labelled_row_count, training_frame
+from training.signals import job_finished
 
 logger = logging.getLogger(__name__)
 Status = TrainingJob.Status
@@ -75,8 +76,15 @@ def training_job_create(
     model_name: str,
     training_config: dict[str, Any],
     requested_by: str,
+    retrain_of: ModelVersion | None = None,
+    retrain_reason: str = "",
 ) -> TrainingJob:
-    """Check the request can train, record the job, and enqueue it once the row is committed."""
+    """Check the request can train, record the job, and enqueue it once the row is committed.
+
+    A retrain (`retrain_of`) is refused with a ConflictError while another retrain of
+    the same model is queued or running; a database constraint makes that hold even
+    when two schedulers race.
+    """
     config = training_config_parse(training_config)
     try:
         grids_for(model_type, algorithm, config.param_grid)
@@ -103,17 +111,24 @@ def training_job_create(
         )
     model_name_check_type(tenant=tenant, name=model_name, model_type=model_type)
 
-    with transaction.atomic():
-        job = TrainingJob.objects.create(
-            tenant=tenant,
-            model_type=model_type,
-            algorithm=algorithm,
-            model_name=model_name,
-            training_config=training_config,
-            dataset=dataset,
-            requested_by=requested_by,
-        )
-        transaction.on_commit(lambda: training_job_enqueue(job_id=str(job.id)))
+    try:
+        with transaction.atomic():
+            job = TrainingJob.objects.create(
+                tenant=tenant,
+                model_type=model_type,
+                algorithm=algorithm,
+                model_name=model_name,
+                training_config=training_config,
+                dataset=dataset,
+                requested_by=requested_by,
+                retrain_of=retrain_of,
+                retrain_reason=retrain_reason,
+            )
+            transaction.on_commit(lambda: training_job_enqueue(job_id=str(job.id)))
+    except IntegrityError as error:
+        if retrain_of is None:
+            raise
+        raise ConflictError(f"a retrain of '{model_name}' is already queued or running") from error
     logger.info("training_job_created id=%s tenant=%s model_type=%s algorithm=%s", job.id, tenant, model_type, algorithm)
     return job
 
@@ -187,6 +202,9 @@ def training_job_run(*, job_id: Any) -> None:
     except Exception as error:  # a bug or an environment failure: record it, never leave the job running
         logger.exception("training_job_crashed id=%s", job.pk)
         _finish(job.pk, Status.FAILED, progress, error=f"{type(error).__name__}: {error}")
+    job.refresh_from_db()
+    if job.is_terminal:
+        job_finished.send(sender=TrainingJob, job=job)
 
 
 def transaction_horizon(*, tenant: str, model_type: str, dataset: Dataset | None) -> int | None:

@@ -25,6 +25,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from monitoring.services.schedule import monitoring_schedule_ensure
+
 # How often the supervision loop looks at its children; short enough that a crash or a
 # signal is acted on at once, long enough to cost nothing.
 POLL_SECONDS = 0.2
@@ -154,6 +156,10 @@ class Command(BaseCommand):
         children = [web]
         if with_worker:
             children.append(Child("qcluster", [sys.executable, manage_py, "qcluster"]))
+
+        if with_worker:
+            # The worker's scheduler evaluates retraining triggers at the configured interval.
+            monitoring_schedule_ensure()
 
         failed: Child | None = None
         # Installed before any child starts, so a signal arriving during start-up is not

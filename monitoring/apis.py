@@ -1,0 +1,246 @@
+"""Outcomes, monitoring, events, trigger settings, webhooks and manual retrains over HTTP."""
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from leadml.errors import ApplicationError, NotFoundError, PayloadTooLargeError
+from leadml.fields import ModelTypeField, UserIdField
+from leadml.ml.types import MODEL_TYPES
+from monitoring.models import MonitoringEvent, TenantWebhook
+from monitoring.services.events import event_payload
+from monitoring.services.outcomes import outcomes_record
+from monitoring.services.report import monitoring_report, monitoring_version, window_resolve
+from monitoring.services.retrain import retrain_request
+from monitoring.services.triggers import TRIGGER_FIELDS, trigger_settings_get, trigger_settings_update
+from registry.authentication import tenant_authorize
+from registry.selectors import model_versions_for_name
+from training.apis import job_summary
+from training.services.datasets import csv_read
+
+EVENTS_LIMIT = 500
+
+
+def _model_type_check(model_type: str) -> None:
+    if model_type not in MODEL_TYPES:
+        raise ApplicationError(
+            f"model_type must be one of {', '.join(MODEL_TYPES)}", details={"model_type": ["unknown model type"]}
+        )
+
+
+class OutcomesApi(APIView):
+    @extend_schema_serializer(component_name="OutcomesRequest")
+    class InputSerializer(serializers.Serializer):
+        user_id = UserIdField()
+        model_type = ModelTypeField()
+        outcomes = serializers.ListField(
+            child=serializers.JSONField(),
+            required=False,
+            allow_empty=False,
+            help_text="[{entity_id | prediction_id, outcome, observed_at?}, ...]",
+        )
+        file = serializers.FileField(required=False, help_text="CSV with entity_id / prediction_id, outcome, observed_at")
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            if ("outcomes" in attrs) == ("file" in attrs):
+                raise serializers.ValidationError({"outcomes": ["send either 'outcomes' (JSON) or a CSV 'file'"]})
+            return attrs
+
+    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Record what happened to scored entities")
+    def post(self, request: Request) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        tenant_authorize(request, data["user_id"])
+        if "file" in data:
+            items = csv_read(data["file"])
+            limit = settings.LEADML_MAX_UPLOAD_ROWS
+        else:
+            items = data["outcomes"]
+            limit = settings.LEADML_MAX_BATCH_ROWS
+        if len(items) > limit:
+            raise PayloadTooLargeError(
+                f"{len(items)} outcomes exceed the limit of {limit} per call", details={"outcomes": ["too many"]}
+            )
+        result = outcomes_record(tenant=data["user_id"], model_type=data["model_type"], items=items)
+        return Response(result.as_dict())
+
+
+class MonitoringApi(APIView):
+    class QuerySerializer(serializers.Serializer):
+        model_name = serializers.CharField(max_length=200, required=False)
+        since = serializers.DateTimeField(required=False)
+        until = serializers.DateTimeField(required=False)
+        last = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
+
+    @extend_schema(
+        parameters=[QuerySerializer],
+        responses={200: dict},
+        summary="Drift, data quality, live and estimated performance, and retraining triggers",
+    )
+    def get(self, request: Request, user_id: str, model_type: str) -> Response:
+        tenant_authorize(request, user_id)
+        _model_type_check(model_type)
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        version = monitoring_version(tenant=user_id, model_type=model_type, model_name=params.get("model_name"))
+        window = window_resolve(
+            version=version, since=params.get("since"), until=params.get("until"), last=params.get("last")
+        )
+        return Response(monitoring_report(version=version, window=window))
+
+
+class MonitoringEventsApi(APIView):
+    class QuerySerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=MonitoringEvent.Kind.choices, required=False)
+        model_name = serializers.CharField(max_length=200, required=False)
+        since = serializers.DateTimeField(required=False)
+        limit = serializers.IntegerField(required=False, min_value=1, max_value=EVENTS_LIMIT, default=100)
+
+    @extend_schema(parameters=[QuerySerializer], responses={200: dict}, summary="Fired triggers, retrains, promotions")
+    def get(self, request: Request, user_id: str, model_type: str) -> Response:
+        tenant_authorize(request, user_id)
+        _model_type_check(model_type)
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        events = MonitoringEvent.objects.filter(tenant=user_id, model_type=model_type)
+        if "kind" in params:
+            events = events.filter(kind=params["kind"])
+        if "model_name" in params:
+            events = events.filter(model_name=params["model_name"])
+        if "since" in params:
+            events = events.filter(created_at__gte=params["since"])
+        shown = list(events[: params["limit"]])
+        return Response(
+            {
+                "success": True,
+                "user_id": user_id,
+                "model_type": model_type,
+                "events": [
+                    event_payload(event) | {"webhook": {"status": event.webhook_status or None, "attempts": event.webhook_attempts}}
+                    for event in shown
+                ],
+            }
+        )
+
+
+class TriggerSettingsApi(APIView):
+    @extend_schema_serializer(component_name="TriggerSettings")
+    class InputSerializer(serializers.Serializer):
+        live_performance_enabled = serializers.BooleanField(required=False, allow_null=True)
+        live_performance_margin = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+        live_performance_min_outcomes = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        estimated_performance_enabled = serializers.BooleanField(required=False, allow_null=True)
+        estimated_performance_margin = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
+        estimated_performance_min_predictions = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        data_drift_enabled = serializers.BooleanField(required=False, allow_null=True)
+        data_drift_min_predictions = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        new_rows_enabled = serializers.BooleanField(required=False, allow_null=True)
+        new_rows_min = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        max_age_enabled = serializers.BooleanField(required=False, allow_null=True)
+        max_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+
+        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+            unknown = sorted(set(self.initial_data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"unknown trigger setting; allowed: {', '.join(TRIGGER_FIELDS)}"] for name in unknown}
+                )
+            return attrs
+
+    @extend_schema(responses={200: dict}, summary="A tenant's retraining trigger settings (defaults and overrides)")
+    def get(self, request: Request, user_id: str, model_type: str) -> Response:
+        tenant_authorize(request, user_id)
+        _model_type_check(model_type)
+        return Response({"success": True, **trigger_settings_get(tenant=user_id, model_type=model_type)})
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: dict},
+        summary="Override trigger settings (null resets one to the default)",
+    )
+    def put(self, request: Request, user_id: str, model_type: str) -> Response:
+        tenant_authorize(request, user_id)
+        _model_type_check(model_type)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        changes = trigger_settings_update(tenant=user_id, model_type=model_type, changes=dict(serializer.validated_data))
+        return Response({"success": True, **changes})
+
+    patch = put
+
+
+class WebhookApi(APIView):
+    @extend_schema_serializer(component_name="WebhookRequest")
+    class InputSerializer(serializers.Serializer):
+        url = serializers.URLField(max_length=500)
+        secret = serializers.CharField(min_length=16, max_length=200, required=False)
+        enabled = serializers.BooleanField(default=True)
+
+    @extend_schema(responses={200: dict}, summary="The tenant's event webhook (the secret is never shown again)")
+    def get(self, request: Request, user_id: str) -> Response:
+        tenant_authorize(request, user_id)
+        webhook = TenantWebhook.objects.filter(tenant=user_id).first()
+        if webhook is None:
+            raise NotFoundError(f"user_id '{user_id}' has no webhook")
+        return Response({"success": True, "url": webhook.url, "enabled": webhook.enabled})
+
+    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Set the tenant's event webhook")
+    def put(self, request: Request, user_id: str) -> Response:
+        tenant_authorize(request, user_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        secret = data.get("secret") or secrets.token_urlsafe(32)
+        TenantWebhook.objects.update_or_create(
+            tenant=user_id, defaults={"url": data["url"], "secret": secret, "enabled": data["enabled"]}
+        )
+        # The secret is shown once, like an API token's key.
+        return Response({"success": True, "url": data["url"], "enabled": data["enabled"], "secret": secret})
+
+    @extend_schema(responses={200: dict}, summary="Remove the tenant's event webhook")
+    def delete(self, request: Request, user_id: str) -> Response:
+        tenant_authorize(request, user_id)
+        deleted, _ = TenantWebhook.objects.filter(tenant=user_id).delete()
+        if not deleted:
+            raise NotFoundError(f"user_id '{user_id}' has no webhook")
+        return Response({"success": True})
+
+
+class ModelRetrainApi(APIView):
+    @extend_schema_serializer(component_name="RetrainRequest")
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(min_value=1, required=False, help_text="default: the active version, else the latest")
+        reason = serializers.CharField(max_length=1000, required=False, default="requested through the API")
+
+    @extend_schema(
+        request=InputSerializer,
+        parameters=[OpenApiParameter("user_id", str, location=OpenApiParameter.PATH)],
+        responses={202: dict},
+        summary="Retrain a model now with its own algorithm and configuration",
+    )
+    def post(self, request: Request, user_id: str, model_name: str) -> Response:
+        tenant_authorize(request, user_id)
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        versions = model_versions_for_name(tenant=user_id, name=model_name)
+        wanted = serializer.validated_data.get("version")
+        if wanted is None:
+            chosen = next((v for v in versions if v.status == v.Status.ACTIVE), versions[0])
+        else:
+            chosen = next((v for v in versions if v.version == wanted), None)
+            if chosen is None:
+                raise NotFoundError(f"model '{model_name}' has no version {wanted}")
+        decision = retrain_request(version=chosen, actor=request.user.actor, reason=serializer.validated_data["reason"])
+        assert decision.job is not None
+        body = job_summary(decision.job) | {"retrain_of": chosen.version, "status_url": f"/jobs/{decision.job.id}"}
+        return Response(body, status=status.HTTP_202_ACCEPTED)

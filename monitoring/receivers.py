@@ -1,0 +1,67 @@
+"""Monitoring events from what other apps do: promotions, finished retrains, migrations."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_migrate, post_save
+from django.dispatch import receiver
+
+from monitoring.models import MonitoringEvent
+from monitoring.services.events import event_record
+from monitoring.services.schedule import monitoring_schedule_ensure
+from registry.models import PromotionEvent
+from training.models import TrainingJob
+from training.signals import job_finished
+
+
+@receiver(post_save, sender=PromotionEvent, dispatch_uid="monitoring_promotion_event")
+def promotion_recorded(sender: Any, instance: PromotionEvent, created: bool, **kwargs: Any) -> None:
+    if not created:
+        return
+    to_version = instance.to_version
+    from_version = instance.from_version
+    change = f"v{from_version.version} -> " if from_version is not None else ""
+    event_record(
+        tenant=instance.tenant,
+        model_type=instance.model_type,
+        kind=MonitoringEvent.Kind.PROMOTION,
+        message=f"{change}v{to_version.version if to_version else '?'} active, by {instance.actor}: {instance.reason}",
+        values={
+            "from_version_id": instance.from_version_id,
+            "to_version_id": instance.to_version_id,
+            "actor": instance.actor,
+            "reason": instance.reason,
+        },
+        model_version=to_version,
+    )
+
+
+@receiver(job_finished, dispatch_uid="monitoring_retrain_finished")
+def retrain_finished(sender: Any, job: TrainingJob, **kwargs: Any) -> None:
+    if job.retrain_of_id is None:
+        return
+    values: dict[str, Any] = {"job_id": str(job.id), "status": job.status, "retrain_of_id": job.retrain_of_id}
+    if job.model_version is not None:
+        promotion = (job.model_version.training_report or {}).get("promotion", {})
+        values |= {"new_version": job.model_version.version, "new_status": job.model_version.status, "promotion": promotion}
+        outcome = (
+            f"v{job.model_version.version} registered ({job.model_version.status}): "
+            f"{promotion.get('reason', 'no promotion decision recorded')}"
+        )
+    else:
+        outcome = job.error or job.status
+    event_record(
+        tenant=job.tenant,
+        model_type=job.model_type,
+        kind=MonitoringEvent.Kind.RETRAIN_FINISHED,
+        message=f"retrain {job.status}: {outcome}",
+        values=values,
+        model_version=job.model_version or job.retrain_of,
+        model_name=job.model_name,
+    )
+
+
+@receiver(post_migrate, dispatch_uid="monitoring_schedule")
+def schedule_after_migrate(sender: Any, app_config: Any = None, **kwargs: Any) -> None:
+    if app_config is not None and app_config.label == "monitoring":
+        monitoring_schedule_ensure(using=kwargs.get("using", "default"))

@@ -1,0 +1,142 @@
+"""Monitoring events (fired triggers, retrains, promotions) and their signed webhooks.
+
+An event is a row first; when the tenant has an enabled webhook, delivery is queued on
+the job worker once the event's transaction commits, so no request waits on a tenant's
+server. A failed delivery is retried with doubling delays through one-off django-q2
+schedules, up to settings.LEADML_WEBHOOK_ATTEMPTS attempts.
+
+The receiver checks a delivery with the tenant's secret:
+`X-Leadml-Signature: sha256=<hex HMAC-SHA256 of the raw request body>`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import urllib.error
+import urllib.request
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django_q.models import Schedule
+from django_q.tasks import async_task
+
+from monitoring.models import MonitoringEvent, TenantWebhook
+from registry.models import ModelVersion
+
+logger = logging.getLogger(__name__)
+Delivery = MonitoringEvent.Delivery
+SIGNATURE_HEADER = "X-Leadml-Signature"
+
+
+def event_record(
+    *,
+    tenant: str,
+    model_type: str,
+    kind: str,
+    message: str,
+    values: dict[str, Any] | None = None,
+    model_version: ModelVersion | None = None,
+    model_name: str = "",
+) -> MonitoringEvent:
+    webhook = TenantWebhook.objects.filter(tenant=tenant, enabled=True).exists()
+    event = MonitoringEvent.objects.create(
+        tenant=tenant,
+        model_type=model_type,
+        model_name=model_name or (model_version.name if model_version else ""),
+        model_version=model_version,
+        kind=kind,
+        message=message,
+        values=values or {},
+        webhook_status=Delivery.PENDING if webhook else Delivery.NONE,
+    )
+    logger.info("monitoring_event tenant=%s model_type=%s kind=%s message=%s", tenant, model_type, kind, message)
+    if webhook:
+        transaction.on_commit(lambda: _enqueue(event.pk, attempt=1))
+    return event
+
+
+def event_payload(event: MonitoringEvent) -> dict[str, Any]:
+    version = event.model_version_id
+    return {
+        "id": event.pk,
+        "user_id": event.tenant,
+        "model_type": event.model_type,
+        "model_name": event.model_name,
+        "model_version_id": version,
+        "kind": event.kind,
+        "message": event.message,
+        "values": event.values,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def signature(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _enqueue(event_id: int, *, attempt: int) -> None:
+    async_task("monitoring.tasks.webhook_deliver_task", event_id, attempt, task_name=f"webhook-{event_id}-{attempt}")
+
+
+def webhook_deliver(*, event_id: int, attempt: int) -> bool:
+    """POST the event to its tenant's webhook; schedule the next attempt on failure."""
+    event = MonitoringEvent.objects.filter(pk=event_id).first()
+    if event is None or event.webhook_status != Delivery.PENDING:
+        return False  # delivered already (a re-delivered task) or nothing to deliver
+    webhook = TenantWebhook.objects.filter(tenant=event.tenant, enabled=True).first()
+    if webhook is None:
+        MonitoringEvent.objects.filter(pk=event_id).update(webhook_status=Delivery.FAILED, webhook_error="webhook removed")
+        return False
+    body = json.dumps(event_payload(event), sort_keys=True).encode()
+    request = urllib.request.Request(
+        webhook.url,
+        data=body,
+        method="POST",
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "leadml-webhook",
+            "X-Leadml-Event": event.kind,
+            "X-Leadml-Delivery": str(event.pk),
+            SIGNATURE_HEADER: signature(webhook.secret, body),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=settings.LEADML_WEBHOOK_TIMEOUT_SECONDS) as response:
+            status = response.status
+    except urllib.error.HTTPError as error:
+        return _failed(event_id, attempt, f"HTTP {error.code}")
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        return _failed(event_id, attempt, f"{error.__class__.__name__}: {error}")
+    if not 200 <= status < 300:
+        return _failed(event_id, attempt, f"HTTP {status}")
+    MonitoringEvent.objects.filter(pk=event_id).update(
+        webhook_status=Delivery.DELIVERED, webhook_attempts=attempt, webhook_error=""
+    )
+    logger.info("webhook_delivered event=%s attempt=%s", event_id, attempt)
+    return True
+
+
+def _failed(event_id: int, attempt: int, error: str) -> bool:
+    final = attempt >= settings.LEADML_WEBHOOK_ATTEMPTS
+    MonitoringEvent.objects.filter(pk=event_id).update(
+        webhook_status=Delivery.FAILED if final else Delivery.PENDING,
+        webhook_attempts=F("webhook_attempts") + 1,
+        webhook_error=error,
+    )
+    logger.warning("webhook_failed event=%s attempt=%s final=%s error=%s", event_id, attempt, final, error)
+    if not final:
+        delay = settings.LEADML_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1)
+        Schedule.objects.create(
+            name=f"webhook-{event_id}-{attempt + 1}",
+            func="monitoring.tasks.webhook_deliver_task",
+            args=f"{event_id},{attempt + 1}",
+            schedule_type=Schedule.ONCE,
+            next_run=timezone.now() + timedelta(seconds=delay),
+        )
+    return False

@@ -1,0 +1,341 @@
+"""Record what really happened to scored leads and customers (SPEC §3 outcomes).
+
+Each outcome is linked to the latest prediction made for its entity and appended to the
+tenant's training rows (the prediction's input plus the outcome, `source=outcome`), so
+live metrics can be computed and the next retrain learns from it. Items are checked one
+by one and refused by index with a reason; the accepted ones are stored in one
+transaction. The same outcome sent again is stored once; a different outcome for an
+entity that already has one replaces it (a lost lead that is won later).
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
+
+from leadml.ml.targets import KNOWN_NEGATIVE, KNOWN_POSITIVE, normalise_label_text
+from leadml.ml.types import is_classification
+from monitoring.models import Outcome
+from predictions.models import Prediction
+from registry.selectors import model_version_get_active
+from training.models import Dataset, DatasetRow
+
+logger = logging.getLogger(__name__)
+
+# Target column of the dataset created for a tenant's outcomes when it has no dataset.
+OUTCOMES_DATASET_TARGET = "outcome"
+
+
+@dataclass
+class OutcomesResult:
+    accepted: int = 0
+    stored: int = 0
+    updated: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    dataset_id: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "success": True,
+            "accepted": self.accepted,
+            "stored": self.stored,
+            "updated": self.updated,
+            "duplicates": self.duplicates,
+            "rejected": self.rejected,
+            "dataset_id": self.dataset_id,
+        }
+
+
+@dataclass
+class _Item:
+    index: int
+    entity_id: str
+    prediction_id: int | None
+    value: Any
+    observed_at: datetime
+    label: float = math.nan
+    prediction: Prediction | None = None
+
+    @property
+    def entity_key(self) -> str:
+        return self.entity_id or f"prediction:{self.prediction_id}"
+
+
+class _Rejected(Exception):
+    pass
+
+
+def outcomes_record(*, tenant: str, model_type: str, items: Sequence[Any]) -> OutcomesResult:
+    """Validate, link and store outcomes; refuse bad items by index, never the whole call."""
+    result = OutcomesResult()
+    now = timezone.now()
+    dataset = _target_dataset(tenant=tenant, model_type=model_type)
+    parsed: list[_Item] = []
+    for index, raw in enumerate(items):
+        try:
+            parsed.append(_parse(index, raw, model_type=model_type, dataset=dataset, now=now))
+        except _Rejected as error:
+            result.rejected.append({"index": index, "error": str(error)})
+    linked = _link(parsed, tenant=tenant, model_type=model_type, rejected=result.rejected)
+    result.rejected.sort(key=lambda rejection: rejection["index"])
+    if linked:
+        _store(linked, tenant=tenant, model_type=model_type, dataset=dataset, result=result)
+    result.accepted = result.stored + result.updated + result.duplicates
+    logger.info(
+        "outcomes_recorded tenant=%s model_type=%s stored=%s updated=%s duplicates=%s rejected=%s",
+        tenant,
+        model_type,
+        result.stored,
+        result.updated,
+        result.duplicates,
+        len(result.rejected),
+    )
+    return result
+
+
+def _parse(index: int, raw: Any, *, model_type: str, dataset: Dataset | None, now: datetime) -> _Item:
+    if not isinstance(raw, Mapping):
+        raise _Rejected("each outcome must be a JSON object")
+    entity_id = raw.get("entity_id")
+    entity_id = "" if entity_id is None or (isinstance(entity_id, float) and math.isnan(entity_id)) else entity_id
+    if isinstance(entity_id, float) and entity_id.is_integer():
+        entity_id = int(entity_id)  # a CSV column of ids read as numbers
+    entity_id = str(entity_id).strip()
+    if len(entity_id) > Outcome._meta.get_field("entity_id").max_length:
+        raise _Rejected("entity_id is longer than 200 characters")
+    prediction_id = _prediction_id(raw.get("prediction_id"))
+    if not entity_id and prediction_id is None:
+        raise _Rejected("give entity_id (the lead or customer id) or prediction_id")
+    if "outcome" not in raw or _blank(raw["outcome"]):
+        raise _Rejected("outcome is required")
+    value = raw["outcome"]
+    label = _label(value, model_type=model_type, dataset=dataset)
+    observed_at = _observed_at(raw.get("observed_at"), now)
+    return _Item(index=index, entity_id=entity_id, prediction_id=prediction_id, value=value, observed_at=observed_at, label=label)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, float) and math.isnan(value)
+    )
+
+
+def _prediction_id(value: Any) -> int | None:
+    if _blank(value):
+        return None
+    if isinstance(value, bool):
+        raise _Rejected("prediction_id must be an integer")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _Rejected(f"prediction_id must be an integer, got {value!r}") from None
+    if not number.is_integer() or number < 1:
+        raise _Rejected(f"prediction_id must be a positive integer, got {value!r}")
+    return int(number)
+
+
+def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
+    """The outcome as a model label, read the way the tenant's training data spells it."""
+    if isinstance(value, (dict, list)):
+        raise _Rejected("outcome must be a single value")
+    if not is_classification(model_type):
+        number = None
+        if not isinstance(value, bool):
+            try:
+                number = float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
+            except (TypeError, ValueError):
+                number = None
+        if number is None or not math.isfinite(number):
+            raise _Rejected(f"outcome must be a number (the customer's realised value), got {value!r}")
+        if number < 0:
+            raise _Rejected(f"outcome must not be negative for customer_lifetime_value, got {number:g}")
+        return number
+    text = normalise_label_text(value)
+    positives = [normalise_label_text(item) for item in (dataset.positive_values if dataset else [])]
+    if positives:
+        if text in positives:
+            return 1.0
+        if text in KNOWN_POSITIVE:
+            raise _Rejected(
+                f"outcome {value!r} is not one of this tenant's positive_values {dataset.positive_values}; "
+                "send one of them for a conversion, any other value for no conversion"
+            )
+        return 0.0
+    if text in KNOWN_POSITIVE:
+        return 1.0
+    if text in KNOWN_NEGATIVE:
+        return 0.0
+    raise _Rejected(
+        f"outcome {value!r} does not say whether the lead converted; send true/false, yes/no, 1/0, "
+        "won/lost (or upload training data with positive_values naming your statuses)"
+    )
+
+
+def _observed_at(value: Any, now: datetime) -> datetime:
+    if _blank(value):
+        return now
+    text = str(value).strip()
+    parsed = parse_datetime(text)
+    if parsed is None:
+        day = parse_date(text)
+        if day is None:
+            raise _Rejected(f"observed_at must be an ISO 8601 date or time, got {value!r}")
+        parsed = datetime(day.year, day.month, day.day)
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, timezone.utc)
+    return parsed
+
+
+def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[dict[str, Any]]) -> list[_Item]:
+    """Attach each item's prediction; refuse ids that are unknown or not this tenant's."""
+    scope = Prediction.objects.filter(tenant=tenant, model_type=model_type)
+    by_id = {
+        prediction.pk: prediction
+        for prediction in scope.filter(pk__in={item.prediction_id for item in items if item.prediction_id})
+    }
+    wanted_entities = {item.entity_id for item in items if item.entity_id and item.prediction_id is None}
+    latest: dict[str, tuple[Any, int]] = {}
+    for entity_id, pk, created_at in scope.filter(entity_id__in=wanted_entities).values_list(
+        "entity_id", "pk", "created_at"
+    ):
+        if entity_id not in latest or (created_at, pk) > latest[entity_id]:
+            latest[entity_id] = (created_at, pk)
+    by_entity_pk = {entity_id: pk for entity_id, (_, pk) in latest.items()}
+    by_id.update(scope.in_bulk(set(by_entity_pk.values()) - set(by_id)))
+
+    linked: list[_Item] = []
+    for item in items:
+        if item.prediction_id is not None:
+            prediction = by_id.get(item.prediction_id)
+            if prediction is None:
+                rejected.append(
+                    {"index": item.index, "error": f"prediction_id {item.prediction_id} is not a {model_type} prediction of this user_id"}
+                )
+                continue
+            if item.entity_id and prediction.entity_id and item.entity_id != prediction.entity_id:
+                rejected.append(
+                    {
+                        "index": item.index,
+                        "error": f"prediction {prediction.pk} was made for entity_id {prediction.entity_id!r}, not {item.entity_id!r}",
+                    }
+                )
+                continue
+            item.entity_id = item.entity_id or prediction.entity_id
+        else:
+            prediction = by_id.get(by_entity_pk.get(item.entity_id))
+            if prediction is None:
+                rejected.append(
+                    {"index": item.index, "error": f"no {model_type} prediction was made for entity_id {item.entity_id!r}"}
+                )
+                continue
+        item.prediction = prediction
+        linked.append(item)
+    return linked
+
+
+def _target_dataset(*, tenant: str, model_type: str) -> Dataset | None:
+    """The dataset outcomes join: the active model's own, else the tenant's latest one."""
+    active = model_version_get_active(tenant=tenant, model_type=model_type)
+    datasets = Dataset.objects.filter(tenant=tenant, model_type=model_type)
+    dataset_id = (active.training_config or {}).get("dataset_id") if active else None
+    if dataset_id:
+        dataset = datasets.filter(pk=dataset_id).first()
+        if dataset is not None:
+            return dataset
+    return datasets.order_by("-created_at").first()
+
+
+@transaction.atomic
+def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset | None, result: OutcomesResult) -> None:
+    if dataset is None:
+        dataset = Dataset.objects.create(
+            tenant=tenant,
+            model_type=model_type,
+            name="outcomes",
+            target=OUTCOMES_DATASET_TARGET,
+            columns=[],
+            source_filename="POST /outcomes",
+        )
+    # Locks the dataset row: concurrent outcome calls append after each other.
+    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    result.dataset_id = str(dataset.pk)
+    existing = {
+        outcome.entity_key: outcome
+        for outcome in Outcome.objects.select_related("dataset_row").filter(
+            tenant=tenant, model_type=model_type, entity_key__in={item.entity_key for item in items}
+        )
+    }
+    next_row = (dataset.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
+    new_rows: list[DatasetRow] = []
+    new_outcomes: list[Outcome] = []
+    for item in items:
+        outcome = existing.get(item.entity_key)
+        if outcome is not None and outcome.label == item.label and outcome.value == item.value:
+            result.duplicates += 1
+            continue
+        data = _training_row(item, dataset.target)
+        if outcome is not None:
+            _replace(outcome, item, data)
+            result.updated += 1
+            continue
+        row = DatasetRow(
+            dataset=dataset,
+            tenant=tenant,
+            model_type=model_type,
+            row_number=next_row,
+            data=data,
+            label=item.label,
+            source=DatasetRow.Source.OUTCOME,
+        )
+        next_row += 1
+        outcome = Outcome(
+            tenant=tenant,
+            model_type=model_type,
+            entity_id=item.entity_id,
+            entity_key=item.entity_key,
+            prediction=item.prediction,
+            model_version_id=item.prediction.model_version_id if item.prediction else None,
+            value=item.value,
+            label=item.label,
+            observed_at=item.observed_at,
+        )
+        new_rows.append(row)
+        new_outcomes.append(outcome)
+        existing[item.entity_key] = outcome  # a repeat within the same call is a duplicate
+        outcome.dataset_row = row
+        result.stored += 1
+    # bulk_create returns primary keys on PostgreSQL and SQLite; the outcomes' links to
+    # their rows pick them up when they are saved in turn.
+    DatasetRow.objects.bulk_create(new_rows, batch_size=2000)
+    Outcome.objects.bulk_create(new_outcomes, batch_size=2000)
+    if new_rows:
+        Dataset.objects.filter(pk=dataset.pk).update(
+            row_count=F("row_count") + len(new_rows), labelled_row_count=F("labelled_row_count") + len(new_rows)
+        )
+
+
+def _training_row(item: _Item, target: str) -> dict[str, Any]:
+    """The prediction's input as a training record, with the outcome in the target column."""
+    source = item.prediction.input if item.prediction is not None else {}
+    data = {key: value for key, value in source.items() if not isinstance(value, (dict, list))}
+    data[target] = item.value
+    return data
+
+
+def _replace(outcome: Outcome, item: _Item, data: dict[str, Any]) -> None:
+    outcome.value = item.value
+    outcome.label = item.label
+    outcome.observed_at = item.observed_at
+    outcome.prediction = item.prediction
+    outcome.save(update_fields=["value", "label", "observed_at", "prediction", "updated_at"])
+    if outcome.dataset_row_id is not None:
+        DatasetRow.objects.filter(pk=outcome.dataset_row_id).update(data=data, label=item.label)
