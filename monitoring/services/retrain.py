@@ -88,19 +88,10 @@ def retrain_evaluate(
     why = "forced (--force)" if force and not fired else "; ".join(item["reason"] for item in fired)
     if dry_run:
         return RetrainDecision(version, "would_retrain", f"would retrain: {why}; nothing changed", fired)
+    _record_fired(version, fired)
     blocked = _blocked(version, force=force)
     if blocked:
         return RetrainDecision(version, "skipped", blocked, fired)
-    for item in fired:
-        if item["name"] != "manual":
-            event_record(
-                tenant=version.tenant,
-                model_type=version.model_type,
-                kind=MonitoringEvent.Kind.TRIGGER_FIRED,
-                message=f"{item['name']}: {item['reason']}",
-                values={key: item[key] for key in ("name", "value", "threshold")},
-                model_version=version,
-            )
     names = ", ".join(item["name"] for item in fired) or "force"
     return _queue(version, actor=actor, reason=f"triggers: {names} ({why})", fired=fired)
 
@@ -126,6 +117,27 @@ def retrain_all(*, actor: str, tenant: str | None = None, model_type: str | None
     for decision in decisions:
         logger.info("trigger_evaluation %s", decision.line())
     return decisions
+
+
+def _record_fired(version: ModelVersion, fired: list[dict[str, Any]]) -> None:
+    """An event per fired trigger; one that fired for this version within the cooldown is not repeated."""
+    since = timezone.now() - timedelta(hours=settings.LEADML_RETRAIN_COOLDOWN_HOURS)
+    recent = set(
+        MonitoringEvent.objects.filter(
+            model_version_id=version.pk, kind=MonitoringEvent.Kind.TRIGGER_FIRED, created_at__gte=since
+        ).values_list("values__name", flat=True)
+    )
+    for item in fired:
+        if item["name"] == "manual" or item["name"] in recent:
+            continue
+        event_record(
+            tenant=version.tenant,
+            model_type=version.model_type,
+            kind=MonitoringEvent.Kind.TRIGGER_FIRED,
+            message=f"{item['name']}: {item['reason']}",
+            values={key: item[key] for key in ("name", "value", "threshold")},
+            model_version=version,
+        )
 
 
 def _blocked(version: ModelVersion, *, force: bool) -> str | None:
