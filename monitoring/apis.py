@@ -15,7 +15,7 @@ from leadml.errors import ApplicationError, NotFoundError, PayloadTooLargeError
 from leadml.fields import ModelTypeField, UserIdField
 from leadml.ml.types import MODEL_TYPES
 from monitoring.models import MonitoringEvent, TenantWebhook
-from monitoring.services.events import event_payload
+from monitoring.services.events import event_payload, webhook_url_refusal
 from monitoring.services.outcomes import outcomes_record
 from monitoring.services.report import monitoring_report, monitoring_version, window_resolve
 from monitoring.services.retrain import retrain_request
@@ -185,6 +185,12 @@ class WebhookApi(APIView):
         url = serializers.URLField(max_length=500)
         secret = serializers.CharField(min_length=16, max_length=200, required=False)
         enabled = serializers.BooleanField(default=True)
+
+        def validate_url(self, url: str) -> str:
+            refusal = webhook_url_refusal(url, resolve=False)
+            if refusal is not None:
+                raise serializers.ValidationError(f"webhook URL refused: {refusal}")
+            return url
 
     @extend_schema(responses={200: dict}, summary="The tenant's event webhook (the secret is never shown again)")
     def get(self, request: Request, user_id: str) -> Response:

@@ -252,3 +252,6 @@ LEADML_RETRAIN_COOLDOWN_HOURS = env.float("LEADML_RETRAIN_COOLDOWN_HOURS", defau
 LEADML_WEBHOOK_ATTEMPTS = env.int("LEADML_WEBHOOK_ATTEMPTS", default=5)
 LEADML_WEBHOOK_BACKOFF_SECONDS = env.int("LEADML_WEBHOOK_BACKOFF_SECONDS", default=30)
 LEADML_WEBHOOK_TIMEOUT_SECONDS = env.float("LEADML_WEBHOOK_TIMEOUT_SECONDS", default=5)
+# Webhooks to loopback, private or link-local addresses are refused (a tenant must not
+# reach the service's own network); allow them only where every tenant is trusted.
+LEADML_WEBHOOK_ALLOW_PRIVATE = env.bool("LEADML_WEBHOOK_ALLOW_PRIVATE", default=False)

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from urllib.parse import urlsplit
 from typing import Any
 
 from django.conf import settings
@@ -80,6 +83,36 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def webhook_url_refusal(url: str, *, resolve: bool) -> str | None:
+    """Why a webhook URL may not be called (an internal address), or None.
+
+    A tenant's URL must not reach the service's own network (loopback, private, link-local
+    ranges: server-side request forgery), unless settings.LEADML_WEBHOOK_ALLOW_PRIVATE.
+    Checked when the URL is set and again before each delivery, since a name can be
+    re-pointed; `resolve=False` (when setting) accepts a name that does not resolve yet.
+    """
+    if settings.LEADML_WEBHOOK_ALLOW_PRIVATE:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "the URL must be http(s) with a host"
+    host = parts.hostname
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+            return f"{host} is a local address"
+        try:
+            infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+        except (socket.gaierror, UnicodeError):
+            return None if not resolve else f"{host} does not resolve"
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    for address in addresses:
+        if not address.is_global or address.is_multicast:
+            return f"{host} resolves to {address}, an internal address"
+    return None
+
+
 def _enqueue(event_id: int, *, attempt: int) -> None:
     async_task("monitoring.tasks.webhook_deliver_task", event_id, attempt, task_name=f"webhook-{event_id}-{attempt}")
 
@@ -92,6 +125,13 @@ def webhook_deliver(*, event_id: int, attempt: int) -> bool:
     webhook = TenantWebhook.objects.filter(tenant=event.tenant, enabled=True).first()
     if webhook is None:
         MonitoringEvent.objects.filter(pk=event_id).update(webhook_status=Delivery.FAILED, webhook_error="webhook removed")
+        return False
+    refusal = webhook_url_refusal(webhook.url, resolve=True)
+    if refusal is not None:
+        MonitoringEvent.objects.filter(pk=event_id).update(
+            webhook_status=Delivery.FAILED, webhook_attempts=F("webhook_attempts") + 1, webhook_error=f"refused: {refusal}"
+        )
+        logger.warning("webhook_refused event=%s reason=%s", event_id, refusal)
         return False
     body = json.dumps(event_payload(event), sort_keys=True).encode()
     request = urllib.request.Request(

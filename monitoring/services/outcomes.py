@@ -14,10 +14,12 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import transaction
 from django.db.models import F, Max
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -32,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Target column of the dataset created for a tenant's outcomes when it has no dataset.
 OUTCOMES_DATASET_TARGET = "outcome"
+# Distinct target values read to recognise a tenant's own "not converted" statuses.
+TARGET_VALUES_LIMIT = 1000
 
 
 @dataclass
@@ -67,6 +71,9 @@ class _Item:
 
     @property
     def entity_key(self) -> str:
+        """One outcome per entity: the CRM id the prediction carried, else that prediction."""
+        if self.prediction is not None:
+            return self.prediction.entity_id or f"prediction:{self.prediction.pk}"
         return self.entity_id or f"prediction:{self.prediction_id}"
 
 
@@ -164,12 +171,12 @@ def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
     if positives:
         if text in positives:
             return 1.0
-        if text in KNOWN_POSITIVE:
-            raise _Rejected(
-                f"outcome {value!r} is not one of this tenant's positive_values {dataset.positive_values}; "
-                "send one of them for a conversion, any other value for no conversion"
-            )
-        return 0.0
+        if text in KNOWN_NEGATIVE or text in _target_values(dataset):
+            return 0.0
+        raise _Rejected(
+            f"outcome {value!r} is neither one of this tenant's positive_values {dataset.positive_values} nor "
+            "a value its training data uses for no conversion (or no/false/0/lost)"
+        )
     if text in KNOWN_POSITIVE:
         return 1.0
     if text in KNOWN_NEGATIVE:
@@ -178,6 +185,21 @@ def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
         f"outcome {value!r} does not say whether the lead converted; send true/false, yes/no, 1/0, "
         "won/lost (or upload training data with positive_values naming your statuses)"
     )
+
+
+def _target_values(dataset: Dataset) -> set[str]:
+    """The target values the dataset's uploaded rows use (cached on the instance for the call)."""
+    cached = getattr(dataset, "_target_values", None)
+    if cached is None:
+        values = (
+            dataset.rows.filter(source=DatasetRow.Source.UPLOAD)
+            .annotate(target_value=KeyTextTransform(dataset.target, "data"))
+            .values_list("target_value", flat=True)
+            .distinct()[:TARGET_VALUES_LIMIT]
+        )
+        cached = {text for text in map(normalise_label_text, values) if text is not None}
+        dataset._target_values = cached  # type: ignore[attr-defined]
+    return cached
 
 
 def _observed_at(value: Any, now: datetime) -> datetime:
@@ -191,7 +213,7 @@ def _observed_at(value: Any, now: datetime) -> datetime:
             raise _Rejected(f"observed_at must be an ISO 8601 date or time, got {value!r}")
         parsed = datetime(day.year, day.month, day.day)
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
+        parsed = timezone.make_aware(parsed, dt_timezone.utc)
     return parsed
 
 
@@ -229,7 +251,9 @@ def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[di
                     }
                 )
                 continue
-            item.entity_id = item.entity_id or prediction.entity_id
+            # Stored as the prediction's own id (blank when it had none), so live metrics
+            # pair the two whichever way the outcome named it.
+            item.entity_id = prediction.entity_id
         else:
             prediction = by_id.get(by_entity_pk.get(item.entity_id))
             if prediction is None:
@@ -283,6 +307,12 @@ def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset
             result.duplicates += 1
             continue
         data = _training_row(item, dataset.target)
+        if outcome is not None and outcome.pk is None:  # sent earlier in this same call: the last wins
+            _fill(outcome, item)
+            outcome.dataset_row.data = data
+            outcome.dataset_row.label = item.label
+            result.updated += 1
+            continue
         if outcome is not None:
             _replace(outcome, item, data)
             result.updated += 1
@@ -331,11 +361,16 @@ def _training_row(item: _Item, target: str) -> dict[str, Any]:
     return data
 
 
-def _replace(outcome: Outcome, item: _Item, data: dict[str, Any]) -> None:
+def _fill(outcome: Outcome, item: _Item) -> None:
     outcome.value = item.value
     outcome.label = item.label
     outcome.observed_at = item.observed_at
     outcome.prediction = item.prediction
-    outcome.save(update_fields=["value", "label", "observed_at", "prediction", "updated_at"])
+    outcome.model_version_id = item.prediction.model_version_id if item.prediction else None
+
+
+def _replace(outcome: Outcome, item: _Item, data: dict[str, Any]) -> None:
+    _fill(outcome, item)
+    outcome.save(update_fields=["value", "label", "observed_at", "prediction", "model_version", "updated_at"])
     if outcome.dataset_row_id is not None:
         DatasetRow.objects.filter(pk=outcome.dataset_row_id).update(data=data, label=item.label)

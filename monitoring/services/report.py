@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from leadml.errors import ApplicationError, NotFoundError
@@ -58,6 +58,9 @@ class Window:
     since: datetime
     until: datetime
     last: int | None = None
+    # last=N: the (created_at, id) of the N-th latest prediction. A batch shares one
+    # created_at, so the time alone would take in the rest of the batch at the boundary.
+    boundary: tuple[datetime, int] | None = None
 
 
 @dataclass
@@ -87,13 +90,12 @@ def window_resolve(
         if since is not None or until is not None:
             raise ApplicationError("give either last or since/until, not both", details={"last": ["conflicts with since/until"]})
         boundary = (
-            _version_predictions(version)
-            .order_by("-created_at", "-id")
-            .values_list("created_at", flat=True)[last - 1 : last]
-            .first()
+            _version_predictions(version).order_by("-created_at", "-id").values_list("created_at", "id")[last - 1 : last]
+        ).first()
+        oldest = boundary[0] if boundary else (
+            _version_predictions(version).order_by("created_at").values_list("created_at", flat=True).first()
         )
-        oldest = boundary or _version_predictions(version).order_by("created_at").values_list("created_at", flat=True).first()
-        return Window(since=oldest or now, until=now + timedelta(microseconds=1), last=last)
+        return Window(since=oldest or now, until=now + timedelta(microseconds=1), last=last, boundary=boundary)
     until = until or now + timedelta(microseconds=1)
     since = since or until - timedelta(days=settings.LEADML_MONITORING_WINDOW_DAYS)
     if since >= until:
@@ -104,12 +106,10 @@ def window_resolve(
 def monitoring_report(*, version: ModelVersion, window: Window, with_triggers: bool = True) -> dict[str, Any]:
     """The whole monitoring answer for one version and window (see the module docstring)."""
     classification = is_classification(version.model_type)
-    in_window = _version_predictions(version).filter(created_at__gte=window.since, created_at__lt=window.until)
+    in_window = _window_predictions(version, window)
     total = in_window.count()
-    if window.last is not None:
-        total = min(total, window.last)
-    sample = _sample(in_window, total=total, limit=settings.LEADML_MONITORING_SAMPLE_ROWS, last=window.last)
-    labelled = _labelled(in_window, version=version, limit=settings.LEADML_MONITORING_SAMPLE_ROWS, last=window.last)
+    sample = _sample(in_window, total=total, limit=settings.LEADML_MONITORING_SAMPLE_ROWS)
+    labelled = _labelled(in_window, version=version, limit=settings.LEADML_MONITORING_SAMPLE_ROWS)
 
     thresholds = DriftThresholds(**settings.LEADML_DRIFT_THRESHOLDS)
     bundle, unusable = _bundle(version)
@@ -169,23 +169,42 @@ def _version_predictions(version: ModelVersion) -> QuerySet[Prediction]:
     return Prediction.objects.filter(model_version_id=version.pk, source=Prediction.Source.MODEL)
 
 
-def _sample(in_window: QuerySet[Prediction], *, total: int, limit: int, last: int | None) -> _Sample:
-    """At most `limit` predictions: all of a small window, else the latest of each time slice."""
+def _window_predictions(version: ModelVersion, window: Window) -> QuerySet[Prediction]:
+    predictions = _version_predictions(version).filter(created_at__lt=window.until)
+    if window.boundary is None:
+        return predictions.filter(created_at__gte=window.since)
+    created_at, pk = window.boundary
+    return predictions.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gte=pk))
+
+
+def _sample(in_window: QuerySet[Prediction], *, total: int, limit: int) -> _Sample:
+    """At most `limit` predictions: all of a small window, else a sample stratified by time.
+
+    A large window is cut into TIME_SLICES equal spans of time; each span gives its latest
+    predictions in proportion to how many it holds (one indexed count per span), so quiet
+    days and batch bursts are represented as they were.
+    """
     fields = ("id", "entity_id", "input", "value", "created_at")
     ordered = in_window.order_by("-created_at", "-id")
-    if last is not None or total <= limit:
-        rows = list(ordered.values_list(*fields)[: min(total, limit)])
+    if total <= limit:
+        rows = list(ordered.values_list(*fields)[:limit])
     else:
-        first = in_window.order_by("created_at").values_list("created_at", flat=True).first()
+        first = in_window.order_by("created_at", "id").values_list("created_at", flat=True).first()
         latest = ordered.values_list("created_at", flat=True).first()
+        assert first is not None and latest is not None
+        step = (latest - first) / TIME_SLICES
+        spans = [
+            ordered.filter(
+                created_at__gte=first + step * index,
+                created_at__lt=latest + timedelta(microseconds=1) if index == TIME_SLICES - 1 else first + step * (index + 1),
+            )
+            for index in range(TIME_SLICES)
+        ]
+        quotas = _proportional([span.count() for span in spans], limit)
         rows = []
-        if first is not None and latest is not None:
-            step = (latest - first) / TIME_SLICES
-            per_slice = math.ceil(limit / TIME_SLICES)
-            for index in range(TIME_SLICES):
-                start = first + step * index
-                end = latest + timedelta(microseconds=1) if index == TIME_SLICES - 1 else first + step * (index + 1)
-                rows.extend(ordered.filter(created_at__gte=start, created_at__lt=end).values_list(*fields)[:per_slice])
+        for span, quota in zip(spans, quotas):
+            if quota:
+                rows.extend(span.values_list(*fields)[:quota])
     return _Sample(
         ids=[row[0] for row in rows],
         entity_ids=[row[1] for row in rows],
@@ -195,15 +214,27 @@ def _sample(in_window: QuerySet[Prediction], *, total: int, limit: int, last: in
     )
 
 
-def _labelled(
-    in_window: QuerySet[Prediction], *, version: ModelVersion, limit: int, last: int | None
-) -> tuple[np.ndarray, np.ndarray]:
+def _proportional(counts: list[int], limit: int) -> list[int]:
+    """Split `limit` over the counts in proportion (largest remainders), never above a count."""
+    total = sum(counts)
+    exact = [count * limit / total for count in counts]
+    quotas = [min(count, math.floor(share)) for count, share in zip(counts, exact)]
+    by_remainder = sorted(range(len(counts)), key=lambda index: exact[index] - quotas[index], reverse=True)
+    for index in by_remainder:
+        if sum(quotas) >= limit:
+            break
+        if quotas[index] < counts[index]:
+            quotas[index] += 1
+    return quotas
+
+
+def _labelled(in_window: QuerySet[Prediction], *, version: ModelVersion, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """(predicted, outcome) of the window's predictions with an outcome, the latest per entity."""
     outcomes = Outcome.objects.filter(tenant=version.tenant, model_type=version.model_type)
     ordered = in_window.order_by("-created_at", "-id")
     by_entity = ordered.filter(
         entity_id__in=outcomes.exclude(entity_id="").values("entity_id")
-    ).values_list("id", "entity_id", "value")[: limit if last is None else min(limit, last)]
+    ).values_list("id", "entity_id", "value")[:limit]
     by_prediction = ordered.filter(
         id__in=outcomes.filter(entity_id="").values("prediction_id")
     ).values_list("id", "entity_id", "value")[:limit]

@@ -92,7 +92,9 @@ def retrain_evaluate(
     blocked = _blocked(version, force=force)
     if blocked:
         return RetrainDecision(version, "skipped", blocked, fired)
-    names = ", ".join(item["name"] for item in fired) or "force"
+    if not fired:  # --force with nothing due: a manual request, and shown as the manual trigger
+        return _queue(version, actor=actor, reason=f"manual: forced by {actor}", fired=fired)
+    names = ", ".join(item["name"] for item in fired)
     return _queue(version, actor=actor, reason=f"triggers: {names} ({why})", fired=fired)
 
 
