@@ -40,3 +40,34 @@ def test_bench_reports_every_figure_and_stores_every_answer(tmp_path: Path) -> N
     assert figures["machine"]["database"]["vendor"]
     text = report.getvalue()
     assert "bare predict_proba" in text and "service predictions_make" in text and "SPEC §9 targets" in text
+
+
+@pytest.mark.django_db
+def test_bench_monitoring_times_every_window_and_reuses_its_data(tmp_path: Path, settings) -> None:
+    # Fewer than the window holds, so the time-stratified sample is taken too.
+    settings.LEADML_MONITORING_SAMPLE_ROWS = 50
+    arguments = [
+        "bench_monitoring", "--predictions", "300", "--outcomes", "40", "--training-rows", "600",
+        "--chunk-rows", "100", "--repeat", "1",
+    ]
+    json_path = tmp_path / "monitoring.json"
+    report = StringIO()
+    call_command(*arguments, "--json", str(json_path), stdout=report, stderr=StringIO())
+
+    figures = json.loads(json_path.read_text())
+    assert figures["setup"]["reused"] is False
+    assert figures["setup"]["outcomes_accepted"] == 40
+    assert figures["data"]["predictions"] == 300
+    windows = {row["label"]: row for row in figures["scenarios"]}
+    assert windows["last=1000"]["predictions"] == 300
+    assert windows["since/until, 30 days"]["sampled"] == 50
+    assert windows["since/until, 30 days"]["with_outcomes"] == 40
+    for row in figures["scenarios"]:
+        assert row["service"]["n"] == row["http"]["n"] == 1
+        assert row["service"]["p50_ms"] > 0 and row["http"]["p50_ms"] > 0
+    text = report.getvalue()
+    assert "last=100000" in text and "service p50" in text and "HTTP p50" in text and "SKIP" in text
+
+    rerun = StringIO()
+    call_command(*arguments, stdout=rerun, stderr=StringIO())
+    assert "reused from an earlier run" in rerun.getvalue()
