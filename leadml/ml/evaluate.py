@@ -76,3 +76,31 @@ def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, A
 
 def main_metric(model_type_is_classification: bool) -> str:
     return "roc_auc" if model_type_is_classification else "r2"
+
+
+def roc_curve_points(y_true: np.ndarray, probabilities: np.ndarray, max_points: int = 60) -> list[dict[str, float]]:
+    """The held-out ROC curve, thinned to at most `max_points` (first and last kept) for the card."""
+    if len(np.unique(y_true)) < 2:
+        return []
+    fpr, tpr, _ = skm.roc_curve(y_true, probabilities, drop_intermediate=True)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(max_points, len(fpr))).round().astype(int))
+    return [{"fpr": _round(fpr[index]), "tpr": _round(tpr[index])} for index in keep]
+
+
+def score_histogram(values: np.ndarray, bins: int = 20, *, unit_range: bool = False) -> list[dict[str, float]]:
+    """Held-out predictions per bin (`unit_range`: 0..1 probabilities), for the score distribution chart."""
+    if len(values) == 0:
+        return []
+    counts, edges = np.histogram(values, bins=bins, range=(0.0, 1.0) if unit_range else None)
+    return [
+        {"low": _round(edges[index]), "high": _round(edges[index + 1]), "count": int(count)}
+        for index, count in enumerate(counts)
+    ]
+
+
+def prediction_pairs(y_true: np.ndarray, predicted: np.ndarray, max_points: int = 300, seed: int = 0) -> list[list[float]]:
+    """A reproducible sample of held-out (predicted, actual) pairs: predicted-vs-actual and residual charts."""
+    order = np.arange(len(y_true))
+    if len(order) > max_points:
+        order = np.sort(np.random.default_rng(seed).choice(order, size=max_points, replace=False))
+    return [[_round(predicted[index]), _round(y_true[index])] for index in order]

@@ -23,7 +23,15 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 
 from leadml.ml.bundle import REFERENCE_SAMPLE_ROWS, ModelBundle
 from leadml.ml.errors import ConfigError, DataError
-from leadml.ml.evaluate import calibration_curve_points, classification_metrics, main_metric, regression_metrics
+from leadml.ml.evaluate import (
+    calibration_curve_points,
+    classification_metrics,
+    main_metric,
+    prediction_pairs,
+    regression_metrics,
+    roc_curve_points,
+    score_histogram,
+)
 from leadml.ml.explain import feature_importance
 from leadml.ml.features import FeatureEngineer, infer_schema, replace_placeholders
 from leadml.ml.pipeline import (
@@ -227,11 +235,15 @@ def train_model(
         test_predictions = scorer.predict_proba(test_x)[:, 1]
         metrics = classification_metrics(test_y, test_predictions)
         metrics["calibration_curve"] = calibration_curve_points(test_y, test_predictions)
+        metrics["roc_curve"] = roc_curve_points(test_y, test_predictions)
+        metrics["score_histogram"] = score_histogram(test_predictions, unit_range=True)
         if calibration is not None:
             metrics["brier_uncalibrated"] = calibration["brier_before"]
     else:
         test_predictions = np.clip(pipeline.predict(test_x), 0.0, None)
         metrics = regression_metrics(test_y, test_predictions)
+        metrics["predicted_vs_actual"] = prediction_pairs(test_y, test_predictions, seed=config.random_state)
+        metrics["score_histogram"] = score_histogram(test_predictions)
     # Every candidate's held-out score too (uncalibrated), so the choice by CV can be checked.
     for candidate in candidates:
         if candidate["algorithm"] in searches:
