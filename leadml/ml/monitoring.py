@@ -28,6 +28,10 @@ PSI_FLOOR = 1e-4
 # across some score, a change of the ranking a tenant would notice.
 SCORE_KS_MIN_STATISTIC = 0.1
 PSI_QUANTILES = np.linspace(0.1, 0.9, 9)
+# Categorical drift compares the reference's common categories and pools the rest.
+RARE_CATEGORY_SHARE = 0.01
+MAX_CATEGORIES = 50
+OTHER_CATEGORY = "\x00other"
 
 
 @dataclass(frozen=True)
@@ -81,7 +85,20 @@ def numeric_psi(reference: np.ndarray, current: np.ndarray) -> float:
 
 
 def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per category on both sides, rare categories pooled into one "other" bucket.
+
+    A category is kept when it holds at least RARE_CATEGORY_SHARE of the reference (at most
+    MAX_CATEGORIES of them); the rest of the reference and every value the reference never
+    saw are pooled. Without pooling a high-cardinality field (company domains, job titles)
+    "drifts" in every window, each new sample bringing its own singletons; with it a new
+    category that takes a real share of the window still drifts, as "other" grows.
+    """
     reference_counts = reference.value_counts()
+    kept = reference_counts[reference_counts >= RARE_CATEGORY_SHARE * len(reference)].index[:MAX_CATEGORIES]
+    if len(kept) < len(reference_counts) or not current.isin(kept).all():
+        reference = reference.where(reference.isin(kept), OTHER_CATEGORY)
+        current = current.where(current.isin(kept), OTHER_CATEGORY)
+        reference_counts = reference.value_counts()
     current_counts = current.value_counts()
     categories = reference_counts.index.union(current_counts.index)
     return (

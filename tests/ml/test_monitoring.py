@@ -426,3 +426,17 @@ def test_live_regression_metrics_on_a_hand_computed_example() -> None:
 def test_monitoring_does_not_import_django() -> None:
     code = "import sys, leadml.ml.monitoring; assert 'django' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_high_cardinality_categories_from_the_same_source_do_not_drift() -> None:
+    # Company domains: almost every lead brings its own, in training and in each window.
+    rng = np.random.default_rng(7)
+    def domains(rows: int) -> pd.Series:
+        shared = rng.choice(["gmail.com", "yahoo.com", "outlook.com"], size=rows, p=[0.5, 0.3, 0.2])
+        unique = [f"company{rng.integers(0, 10**9)}.com" for _ in range(rows)]
+        return pd.Series(np.where(rng.random(rows) < 0.4, shared, unique))
+
+    for reference_rows, window in ((SMALL_REFERENCE, WINDOW), (LARGE_REFERENCE, LARGE_WINDOW)):
+        result = feature_drift("email", "categorical", domains(reference_rows), domains(window), THRESHOLDS)
+        assert result["drifted"] is False, result
+        assert result["psi"] < 0.1, result
