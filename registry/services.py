@@ -171,6 +171,20 @@ def model_version_mark_broken(*, model_version: ModelVersion, reason: str) -> No
     ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.BROKEN, broken_reason=reason)
 
 
+def model_version_archive(*, model_version: ModelVersion, actor: str, reason: str) -> None:
+    """Retire a version (kept, listed, not served); the active one must be replaced first."""
+    if model_version.status == ModelVersion.Status.ACTIVE:
+        raise ConflictError(
+            f"version {model_version.version} of '{model_version.name}' is active; activate another version first"
+        )
+    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ARCHIVED)
+    model_version.status = ModelVersion.Status.ARCHIVED
+    logger.info(
+        "model_version_archived id=%s tenant=%s name=%s version=%s actor=%s reason=%s",
+        model_version.pk, model_version.tenant, model_version.name, model_version.version, actor, reason,
+    )
+
+
 def model_versions_delete(*, versions: list[ModelVersion], force: bool = False) -> int:
     """Delete versions and their artifacts; the active one only with `force`."""
     active = [version for version in versions if version.status == ModelVersion.Status.ACTIVE]

@@ -41,6 +41,7 @@ LOCAL_APPS = [
     "training",
     "predictions",
     "monitoring",
+    "oversight",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 

@@ -340,3 +340,33 @@ def monitoring_summary(*, version: ModelVersion) -> dict[str, Any]:
         },
         "fired_triggers": [item["name"] for item in report["triggers"] if item["fired"]],
     }
+
+
+def performance_over_time(*, version: ModelVersion, days: int = 14, per_day: int = 2000) -> list[dict[str, Any]]:
+    """Per day of the last `days`: training, live and (leads) estimated main metric, with counts.
+
+    Each day reads at most `per_day` predictions of the version, like the report's sample.
+    """
+    classification = is_classification(version.model_type)
+    metric = version.main_metric[0]
+    today = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    points = []
+    for offset in range(days - 1, -1, -1):
+        start = today - timedelta(days=offset)
+        window = Window(since=start, until=start + timedelta(days=1))
+        in_window = _window_predictions(version, window)
+        values = np.asarray(list(in_window.order_by("-created_at").values_list("value", flat=True)[:per_day]), dtype=float)
+        predicted, actual = _labelled(in_window, version=version, limit=per_day)
+        live = live_metrics(classification, actual, predicted) if len(predicted) else {}
+        estimated = estimate_performance(values) if classification and len(values) else {}
+        points.append(
+            {
+                "day": start.date().isoformat(),
+                "predictions": len(values),
+                "outcomes": len(predicted),
+                "training": version.metrics.get(metric),
+                "live": live.get(metric),
+                "estimated": estimated.get(metric),
+            }
+        )
+    return points

@@ -13,6 +13,7 @@ import pandas as pd
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
+from django.db.models import Max
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import records_check
@@ -154,6 +155,62 @@ def dataset_create(
         dataset.labelled_row_count,
     )
     return dataset
+
+
+@transaction.atomic
+def dataset_rows_append(*, dataset: Dataset, rows: list[dict[str, Any]]) -> int:
+    """Append uploaded records to a dataset (target read as at creation); all rows or none.
+
+    The quality report is recomputed over every row of the dataset afterwards.
+    """
+    if dataset.kind != Dataset.Kind.RECORDS:
+        raise ApplicationError("rows can only be appended to a records dataset", details={"dataset": ["kind is transactions"]})
+    if not rows:
+        raise ApplicationError("no rows to append", details={"file": ["no data rows"]})
+    if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
+        raise PayloadTooLargeError(
+            f"{len(rows)} rows exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
+            details={"rows": ["too many rows"]},
+        )
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    if dataset.target not in columns:
+        raise ApplicationError(
+            f"target column '{dataset.target}' is not in the data; columns are: {', '.join(columns)}",
+            details={"target": [f"column '{dataset.target}' not found"]},
+        )
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    try:
+        labels = encode_target(frame[dataset.target], model_type=dataset.model_type, positive_values=dataset.positive_values)
+    except DataError as error:
+        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+    locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    start = (locked.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
+    DatasetRow.objects.bulk_create(
+        (
+            DatasetRow(
+                dataset=locked,
+                tenant=locked.tenant,
+                model_type=locked.model_type,
+                row_number=start + offset,
+                data=row,
+                label=None if pd.isna(label) else float(label),
+            )
+            for offset, (row, label) in enumerate(zip(rows, labels))
+        ),
+        batch_size=ROW_INSERT_BATCH,
+    )
+    all_rows = list(locked.rows.values_list("data", "label"))
+    everything = pd.DataFrame.from_records([data for data, _ in all_rows])
+    all_labels = pd.Series([label for _, label in all_rows], dtype=float)
+    report = quality_report(everything.drop(columns=[locked.target], errors="ignore"), all_labels, model_type=locked.model_type)
+    Dataset.objects.filter(pk=locked.pk).update(
+        row_count=len(all_rows),
+        labelled_row_count=int(all_labels.notna().sum()),
+        columns=list(dict.fromkeys([*locked.columns, *columns])),
+        quality_report=report,
+    )
+    logger.info("dataset_rows_appended id=%s rows=%s", locked.pk, len(rows))
+    return len(rows)
 
 
 def transactions_dataset_create(
