@@ -7,13 +7,18 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
+from django.utils import timezone
 
 from leadml.ml.demo_data import generate_customers, generate_leads
+from monitoring.services.outcomes import outcomes_record
+from predictions.models import Prediction
+from predictions.services import predictions_make
 from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
@@ -21,6 +26,11 @@ from training.services.datasets import dataset_create
 from training.services.jobs import training_job_run
 
 DEMO_TENANT = "demo"
+# Demo traffic: leads scored per day over the last days (customers: half as many), and
+# the days after which their outcomes are known.
+TRAFFIC_DAYS = 14
+TRAFFIC_PER_DAY = 60
+OUTCOME_DELAY_DAYS = 3
 DEMO_MODELS = (
     # (model type, model name, algorithm, dataset name, target, positive values, generator)
     ("lead_conversion", "demo_lead_model", "gradient_boosting", "demo leads", "status", ["customer", "won"]),
@@ -79,9 +89,49 @@ class Command(BaseCommand):
             metric, value = version.main_metric
             self.stderr.write(f"Trained '{model_name}' v{version.version}: {metric}={value}")
 
+        if not Prediction.objects.filter(tenant=tenant).exists():
+            self._traffic(tenant)
+
         _, key = api_token_create(name="demo", tenant=tenant)
         token_file = Path(options["token_file"])
         token_file.write_text(key + "\n")
         os.chmod(token_file, 0o600)
         self.stderr.write(f"Demo tenant user_id='{tenant}'. API token (also in {token_file}):")
         self.stdout.write(key)
+
+    def _traffic(self, tenant: str) -> None:
+        """Two weeks of scored leads and customers, outcomes for the older ones: what the
+        admin's charts and GET /monitoring show before a real CRM has called."""
+        now = timezone.now()
+        generators = {
+            "lead_conversion": (lambda seed: generate_leads(TRAFFIC_PER_DAY, seed=seed), "status", "id"),
+            "customer_lifetime_value": (
+                lambda seed: generate_customers(TRAFFIC_PER_DAY // 2, seed=seed), "lifetime_value", "customer_id",
+            ),
+        }
+        for model_type, (generate, target, id_column) in generators.items():
+            if not ModelVersion.objects.filter(tenant=tenant, model_type=model_type, status="active").exists():
+                continue
+            for days_ago in range(TRAFFIC_DAYS, 0, -1):
+                frame = generate(1000 + days_ago)
+                frame[id_column] = [f"live-{days_ago}-{index}" for index in range(len(frame))]
+                rows = json.loads(frame.to_json(orient="records"))
+                result = predictions_make(
+                    tenant=tenant,
+                    model_type=model_type,
+                    records=[{key: value for key, value in row.items() if key != target} for row in rows],
+                    batch=True,
+                )
+                scored_at = now - timedelta(days=days_ago, hours=-9)
+                Prediction.objects.filter(pk__in=result.prediction_ids).update(created_at=scored_at)
+                if days_ago > OUTCOME_DELAY_DAYS:  # outcomes take a few days to come back
+                    outcomes_record(
+                        tenant=tenant,
+                        model_type=model_type,
+                        items=[
+                            {"entity_id": row[id_column], "outcome": row[target],
+                             "observed_at": (scored_at + timedelta(days=OUTCOME_DELAY_DAYS)).isoformat()}
+                            for row in rows
+                        ],
+                    )
+        self.stderr.write(f"Scored {TRAFFIC_DAYS} days of demo traffic, with outcomes for the older days.")

@@ -55,13 +55,20 @@ def _row(version: Any, report: dict[str, Any]) -> tuple[str, ...]:
         str(report["window"]["with_outcomes"]),
         f"{len(drifted)}/{len(features)}" + (" DATASET" if drift.get("dataset_drift") else ""),
         "yes" if report["prediction_drift"].get("drifted") else "no",
-        ",".join(flagged) or "-",
+        _names(flagged),
         metric,
         _number(performance["training"].get(metric)),
         _number(performance["live"].get(metric)),
         _number(estimated),
-        ",".join(fired) or "-",
+        _names(fired),
     )
+
+
+def _names(names: list[str], shown: int = 3) -> str:
+    if not names:
+        return "-"
+    more = f" +{len(names) - shown}" if len(names) > shown else ""
+    return ",".join(names[:shown]) + more
 
 
 def _number(value: Any) -> str:
