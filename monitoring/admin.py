@@ -1,6 +1,10 @@
+import secrets
+
+from django import forms
 from django.contrib import admin
 
 from monitoring.models import MonitoringEvent, Outcome, TenantWebhook, TriggerSettings
+from monitoring.services.events import webhook_url_refusal
 from monitoring.services.triggers import TRIGGER_FIELDS
 
 
@@ -32,8 +36,34 @@ class TriggerSettingsAdmin(admin.ModelAdmin):
     )
 
 
+class TenantWebhookForm(forms.ModelForm):
+    """The secret is write-only, as in the API: blank keeps the current one (or makes one)."""
+
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    secret = forms.CharField(
+        required=False, min_length=16, max_length=200, widget=forms.PasswordInput(render_value=False),
+        help_text="HMAC-SHA256 key of the X-Leadml-Signature header. Never shown again; leave blank to keep it "
+        "(or, for a new webhook, to generate one you can then set in your receiver through PUT /monitoring/{user_id}/webhook).",
+    )
+
+    class Meta:
+        model = TenantWebhook
+        fields = ("tenant", "url", "secret", "enabled")
+
+    def clean_url(self) -> str:
+        url = self.cleaned_data["url"]
+        refusal = webhook_url_refusal(url, resolve=False)
+        if refusal is not None:
+            raise forms.ValidationError(f"webhook URL refused: {refusal}")
+        return url
+
+    def clean_secret(self) -> str:
+        return self.cleaned_data["secret"] or (self.instance.secret if self.instance.pk else secrets.token_urlsafe(32))
+
+
 @admin.register(TenantWebhook)
 class TenantWebhookAdmin(admin.ModelAdmin):
+    form = TenantWebhookForm
     list_display = ("tenant", "url", "enabled", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("tenant", "url")

@@ -1,6 +1,7 @@
 """Outcomes of scored entities, per-tenant trigger settings and webhooks, monitoring events."""
 from __future__ import annotations
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from leadml.models import TimeStampedModel
@@ -49,6 +50,12 @@ class Outcome(TimeStampedModel):
         return f"outcome {self.entity_key} = {self.value!r} ({self.tenant}, {self.model_type})"
 
 
+# The same bounds as the API's (monitoring/apis.py TriggerSettingsApi): a margin is a share
+# of the metric, a minimum of 0 would fire its trigger at every evaluation.
+MARGIN = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+AT_LEAST_ONE = [MinValueValidator(1)]
+
+
 class TriggerSettings(TimeStampedModel):
     """A tenant's overrides of the retraining triggers for one model type; blank = default.
 
@@ -58,17 +65,17 @@ class TriggerSettings(TimeStampedModel):
     tenant = models.CharField(max_length=200)
     model_type = models.CharField(max_length=40, choices=ModelType.choices)
     live_performance_enabled = models.BooleanField(null=True, blank=True)
-    live_performance_margin = models.FloatField(null=True, blank=True)
-    live_performance_min_outcomes = models.PositiveIntegerField(null=True, blank=True)
+    live_performance_margin = models.FloatField(null=True, blank=True, validators=MARGIN)
+    live_performance_min_outcomes = models.PositiveIntegerField(null=True, blank=True, validators=AT_LEAST_ONE)
     estimated_performance_enabled = models.BooleanField(null=True, blank=True)
-    estimated_performance_margin = models.FloatField(null=True, blank=True)
-    estimated_performance_min_predictions = models.PositiveIntegerField(null=True, blank=True)
+    estimated_performance_margin = models.FloatField(null=True, blank=True, validators=MARGIN)
+    estimated_performance_min_predictions = models.PositiveIntegerField(null=True, blank=True, validators=AT_LEAST_ONE)
     data_drift_enabled = models.BooleanField(null=True, blank=True)
-    data_drift_min_predictions = models.PositiveIntegerField(null=True, blank=True)
+    data_drift_min_predictions = models.PositiveIntegerField(null=True, blank=True, validators=AT_LEAST_ONE)
     new_rows_enabled = models.BooleanField(null=True, blank=True)
-    new_rows_min = models.PositiveIntegerField(null=True, blank=True)
+    new_rows_min = models.PositiveIntegerField(null=True, blank=True, validators=AT_LEAST_ONE)
     max_age_enabled = models.BooleanField(null=True, blank=True)
-    max_age_days = models.PositiveIntegerField(null=True, blank=True)
+    max_age_days = models.PositiveIntegerField(null=True, blank=True, validators=AT_LEAST_ONE)
 
     class Meta:
         verbose_name_plural = "trigger settings"

@@ -11,17 +11,23 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from leadml.errors import ApplicationError
+from oversight.lookups import object_or_404
 from monitoring.services.retrain import retrain_evaluate, retrain_request
 from oversight.card import model_card
 from registry.cache import bundle_forget
 from registry.models import ApiToken, ModelVersion, PromotionEvent
-from registry.services import api_token_create, api_token_revoke, model_version_activate, model_version_archive
+from registry.services import (
+    api_token_create,
+    api_token_revoke,
+    model_version_activate,
+    model_version_archive,
+    model_versions_delete,
+)
 
 
 def _actor(request: HttpRequest) -> str:
@@ -44,6 +50,26 @@ class ModelVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # versions come from training jobs only
 
+    def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
+        # The active version is replaced first (activate another), as DELETE /models refuses it.
+        if obj is not None and obj.status == ModelVersion.Status.ACTIVE:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_model(self, request: HttpRequest, obj: ModelVersion) -> None:
+        self.delete_queryset(request, ModelVersion.objects.filter(pk=obj.pk))
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
+        """Through the registry service: artifacts removed, the active version refused."""
+        versions = list(queryset)
+        try:
+            model_versions_delete(versions=versions)
+        except ApplicationError as error:
+            self.message_user(request, error.message, messages.ERROR)
+            return
+        for version in versions:
+            bundle_forget(version.pk)
+
     @admin.display(description="Status", ordering="status")
     def status_badge(self, obj: ModelVersion) -> str:
         return format_html('<span class="leadml-status leadml-status-{}">{}</span>', obj.status, obj.status)
@@ -54,14 +80,14 @@ class ModelVersionAdmin(admin.ModelAdmin):
         return f"{name} {value:.3f}" if value is not None else "-"
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        version = get_object_or_404(ModelVersion, pk=object_id)
+        version = object_or_404(ModelVersion, object_id)
         context = {"card": model_card(version), "reason_form": ReasonForm(), **(extra_context or {})}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def get_urls(self) -> list[Any]:
         def action_url(suffix: str, view: Callable[[HttpRequest, ModelVersion], HttpResponse]) -> Any:
             def wrapped(request: HttpRequest, object_id: str) -> HttpResponse:
-                version = get_object_or_404(ModelVersion, pk=object_id)
+                version = object_or_404(ModelVersion, object_id)
                 if not self.has_change_permission(request, version):
                     return HttpResponseRedirect(reverse("admin:index"))
                 return view(request, version)
@@ -135,7 +161,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             return HttpResponseRedirect(reverse("admin:training_trainingjob_change", args=[decision.job.pk]))
         return self._card(version)
 
-    @admin.action(description="Retrain now (own algorithm and configuration)")
+    @admin.action(description="Retrain now (own algorithm and configuration)", permissions=["change"])
     def retrain_now(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for version in queryset:
             try:
@@ -146,7 +172,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
                 self.log_change(request, version, "Retrain requested from the list")
                 self.message_user(request, f"{version}: retrain queued (job {decision.job.id if decision.job else '?'})")
 
-    @admin.action(description="Evaluate retraining triggers (retrain what is due)")
+    @admin.action(description="Evaluate retraining triggers (retrain what is due)", permissions=["change"])
     def evaluate_triggers(self, request: HttpRequest, queryset: QuerySet[ModelVersion]) -> None:
         for version in queryset:
             decision = retrain_evaluate(version=version, actor=_actor(request))
@@ -207,7 +233,7 @@ class ApiTokenAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Revoke the selected tokens")
+    @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = 0
         for token in queryset.filter(revoked_at__isnull=True):

@@ -7,12 +7,12 @@ from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
-from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from leadml.errors import ApplicationError
+from oversight.lookups import object_or_404
 from training.models import Dataset, DatasetRow, TrainingJob
 from training.services.datasets import csv_read, dataset_rows_append
 from training.services.jobs import training_job_cancel
@@ -40,7 +40,7 @@ class DatasetAdmin(admin.ModelAdmin):
         return False  # uploads go through POST /datasets (or append here)
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        dataset = get_object_or_404(Dataset, pk=object_id)
+        dataset = object_or_404(Dataset, object_id)
         report = dataset.quality_report or {}
         preview = list(dataset.rows.order_by("row_number")[:PREVIEW_ROWS])
         columns = list(dataset.columns)
@@ -62,7 +62,7 @@ class DatasetAdmin(admin.ModelAdmin):
         ] + super().get_urls()
 
     def append_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
-        dataset = get_object_or_404(Dataset, pk=object_id)
+        dataset = object_or_404(Dataset, object_id)
         if not self.has_change_permission(request, dataset):
             return HttpResponseRedirect(reverse("admin:index"))
         form = AppendRowsForm(request.POST or None, request.FILES or None)
@@ -132,7 +132,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
         ] + super().get_urls()
 
     def progress_view(self, request: HttpRequest, object_id: str) -> JsonResponse:
-        job = get_object_or_404(TrainingJob, pk=object_id)
+        job = object_or_404(TrainingJob, object_id)
         if not self.has_view_permission(request, job):
             return JsonResponse({"error": "forbidden"}, status=403)
         return JsonResponse(
@@ -146,7 +146,7 @@ class TrainingJobAdmin(admin.ModelAdmin):
             }
         )
 
-    @admin.action(description="Cancel the selected jobs")
+    @admin.action(description="Cancel the selected jobs", permissions=["change"])
     def cancel(self, request: HttpRequest, queryset: QuerySet[TrainingJob]) -> None:
         for job in queryset:
             try:
