@@ -36,7 +36,13 @@ class Prediction(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["tenant", "model_type", "created_at"]),
-            models.Index(fields=["model_version", "created_at"]),
+            # Monitoring's window counts, samples and outcome joins read only these columns:
+            # index-only scans on a log of millions (BENCHMARKS.md, Monitoring).
+            models.Index(
+                fields=["model_version", "source", "created_at"],
+                include=["id", "entity_id", "value"],
+                name="prediction_version_window_idx",
+            ),
         ]
 
     def __str__(self) -> str:

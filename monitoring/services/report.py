@@ -174,7 +174,10 @@ def _window_predictions(version: ModelVersion, window: Window) -> QuerySet[Predi
     if window.boundary is None:
         return predictions.filter(created_at__gte=window.since)
     created_at, pk = window.boundary
-    return predictions.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, id__gte=pk))
+    # The plain range lets the index bound the scan; the OR settles ties at the boundary.
+    return predictions.filter(created_at__gte=created_at).filter(
+        Q(created_at__gt=created_at) | Q(created_at=created_at, id__gte=pk)
+    )
 
 
 def _sample(in_window: QuerySet[Prediction], *, total: int, limit: int) -> _Sample:

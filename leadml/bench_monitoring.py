@@ -1,0 +1,451 @@
+"""Measure GET /monitoring on a large prediction log (target: 1,000,000 predictions in under 2 s).
+
+`run_monitoring_bench` gives a dedicated tenant a small lead model trained on demo
+leads, stores N of its predictions spread over the last days (inserted the way the
+scoring service stores them, COPY on PostgreSQL) and outcomes for some of the scored
+leads, then times the monitoring report for a few windows, through the service and
+through the API. `monitoring_report_lines` turns the figures into the printed report.
+
+The data is kept: a rerun that asks for the same counts reuses it, so only the first
+run pays for the inserts. Its windows move with the clock, though (the default is the
+last 7 days), so a rerun days later finds fewer rows in them; `fresh` starts over.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+import pandas as pd
+from django.conf import settings
+from django.db import connection
+from django.db.models import Max, Min, QuerySet
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from leadml.bench import (
+    BENCH_TENANT,
+    BenchData,
+    BenchError,
+    active_bundle,
+    bench_model_train,
+    bench_tenant_reset,
+    latency_summary,
+    machine_info,
+)
+from leadml.ml.bundle import ModelBundle
+from leadml.ml.demo_data import generate_leads
+from leadml.ml.types import LEAD_CONVERSION
+from monitoring.models import MonitoringEvent, Outcome, TriggerSettings
+from monitoring.services.outcomes import outcomes_record
+from monitoring.services.report import (
+    monitoring_report,
+    monitoring_version,
+    window_resolve,
+)
+from predictions.models import Prediction
+from predictions.services import prediction_class, tier_for_percentile
+from predictions.storage import PredictionRow, predictions_insert
+from registry.models import ModelVersion
+from registry.services import api_token_create, api_token_revoke
+
+MONITORING_TENANT = "bench-monitoring"
+POSITIVE_STATUSES = ["customer", "won"]
+# The requirement: GET /monitoring answers in under 2 s on 1,000,000 stored predictions.
+TARGET_SECONDS = 2.0
+TARGET_PREDICTIONS = 1_000_000
+# Outcomes go in through the service in calls of this size, as a CRM would send them.
+OUTCOMES_PER_CALL = 5000
+
+
+@dataclass(frozen=True)
+class MonitoringBenchConfig:
+    predictions: int = 1_000_000  # stored predictions of the bench model
+    outcomes: int = 20_000  # scored leads that get an outcome
+    training_rows: int = 10_000
+    chunk_rows: int = 50_000  # predictions generated, scored and inserted at a time
+    days: int = 30  # the predictions' created_at spans this many days before now
+    repeat: int = 5  # timed calls per window and path, after one warm-up call
+    tenant: str = MONITORING_TENANT
+    fresh: bool = False  # rebuild the data even when the counts match
+    seed: int = 42
+
+
+@dataclass(frozen=True)
+class Scenario:
+    label: str
+    params: dict[str, Any]
+
+
+def scenarios(*, days: int, now: datetime) -> list[Scenario]:
+    """The windows timed: the default, the last N predictions, and the whole span."""
+    return [
+        Scenario(f"default ({settings.LEADML_MONITORING_WINDOW_DAYS} days)", {}),
+        Scenario("last=1000", {"last": 1000}),
+        Scenario("last=100000", {"last": 100_000}),
+        Scenario(
+            f"since/until, {days} days",
+            {"since": (now - timedelta(days=days)).isoformat(), "until": now.isoformat()},
+        ),
+    ]
+
+
+# --- Data ----------------------------------------------------------------------
+
+
+def monitoring_data_prepare(
+    config: MonitoringBenchConfig, *, log: Callable[[str], None]
+) -> tuple[ModelVersion, dict[str, Any]]:
+    """Return the bench model and what was done to get its data: reused, or built now."""
+    version = ModelVersion.objects.filter(
+        tenant=config.tenant, model_type=LEAD_CONVERSION, status=ModelVersion.Status.ACTIVE
+    ).first()
+    if version is not None and not config.fresh:
+        stored = _model_predictions(version).count()
+        outcomes = Outcome.objects.filter(tenant=config.tenant, model_type=LEAD_CONVERSION).count()
+        if stored == config.predictions and outcomes == config.outcomes:
+            log(f"Reusing {stored:,} predictions and {outcomes:,} outcomes of tenant '{config.tenant}'")
+            return version, {"reused": True}
+        log(f"Tenant '{config.tenant}' has {stored:,} predictions and {outcomes:,} outcomes; rebuilding")
+
+    log(f"Resetting tenant '{config.tenant}' ...")
+    _tenant_reset(tenant=config.tenant)
+    # Frees the deleted rows' pages for the new ones; else a rerun doubles the table on disk.
+    _analyze()
+    training = generate_leads(config.training_rows, seed=config.seed)
+    data = BenchData("demo leads", "status", POSITIVE_STATUSES, _records(training), [])
+    log(f"Training on {config.training_rows:,} demo leads ...")
+    _, train_seconds = bench_model_train(tenant=config.tenant, data=data)
+    version, bundle = active_bundle(tenant=config.tenant)
+    log(f"Inserting {config.predictions:,} predictions ...")
+    insert_seconds, items = _predictions_insert(version=version, bundle=bundle, config=config, log=log)
+    log(f"Recording {len(items):,} outcomes ...")
+    started = time.perf_counter()
+    accepted = 0
+    for start in range(0, len(items), OUTCOMES_PER_CALL):
+        result = outcomes_record(
+            tenant=config.tenant, model_type=LEAD_CONVERSION, items=items[start : start + OUTCOMES_PER_CALL]
+        )
+        accepted += result.accepted
+    outcome_seconds = time.perf_counter() - started
+    log("Vacuuming and analysing ...")
+    started = time.perf_counter()
+    _analyze()
+    return version, {
+        "reused": False,
+        "train_s": round(train_seconds["train_s"], 1),
+        **insert_seconds,
+        "outcomes_accepted": accepted,
+        "outcomes_s": round(outcome_seconds, 1),
+        "analyze_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def _tenant_reset(*, tenant: str) -> None:
+    _tenant_check(tenant)
+    # Outcomes first: deleting the datasets would otherwise null their links row by row.
+    Outcome.objects.filter(tenant=tenant).delete()
+    MonitoringEvent.objects.filter(tenant=tenant).delete()
+    TriggerSettings.objects.filter(tenant=tenant).delete()
+    bench_tenant_reset(tenant=tenant)
+
+
+def _tenant_check(tenant: str) -> None:
+    if not tenant.startswith(BENCH_TENANT):
+        # Its data may be deleted: never let a typo aim that at a real tenant.
+        raise BenchError(f"the bench tenant must start with '{BENCH_TENANT}', not {tenant!r}")
+
+
+def _model_predictions(version: ModelVersion) -> QuerySet[Prediction]:
+    return Prediction.objects.filter(model_version_id=version.pk, source=Prediction.Source.MODEL)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    # Through JSON, as a CRM would send them: NaN becomes null, numpy scalars plain numbers.
+    return json.loads(frame.to_json(orient="records"))
+
+
+def _predictions_insert(
+    *, version: ModelVersion, bundle: ModelBundle, config: MonitoringBenchConfig, log: Callable[[str], None]
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Store `config.predictions` scored demo leads, oldest first; return timings and outcomes to send.
+
+    Chunk k holds the k-th slice of the time span, its times sorted: the table ends up in
+    the order a live log is written in, which is what the indexes on time see in production.
+    """
+    rng = np.random.default_rng(config.seed)
+    now = timezone.now()
+    span = timedelta(days=config.days)
+    chunks = math.ceil(config.predictions / config.chunk_rows)
+    outcome_share = config.outcomes / config.predictions
+    items: list[dict[str, Any]] = []
+    seconds = {"generate_s": 0.0, "score_s": 0.0, "insert_s": 0.0}
+    for chunk in range(chunks):
+        began = time.perf_counter()
+        first = chunk * config.chunk_rows
+        size = min(config.chunk_rows, config.predictions - first)
+        leads = generate_leads(size, seed=config.seed + 1 + chunk)
+        statuses = leads.pop("status").tolist()
+        leads["id"] = [f"lead-{first + index + 1:07d}" for index in range(size)]
+        records = _records(leads)
+        slice_start = now - span + span * chunk / chunks
+        offsets = np.sort(rng.random(size)) * (span / chunks).total_seconds()
+        created = [slice_start + timedelta(seconds=float(offset)) for offset in offsets]
+        scored = time.perf_counter()
+        values = bundle.predict(pd.DataFrame.from_records(records, columns=list(bundle.schema.names)))
+        inserted = time.perf_counter()
+        predictions_insert(
+            [
+                PredictionRow(
+                    tenant=config.tenant,
+                    model_type=LEAD_CONVERSION,
+                    model_version_id=version.pk,
+                    entity_id=record["id"],
+                    batch_id=None,
+                    source=Prediction.Source.MODEL,
+                    input=record,
+                    output=_output(bundle, float(value)),
+                    value=round(float(value), 6),
+                    latency_ms=5.0,
+                    created_at=created_at,
+                )
+                for record, value, created_at in zip(records, values, created, strict=True)
+            ]
+        )
+        done = time.perf_counter()
+        seconds["generate_s"] += scored - began
+        seconds["score_s"] += inserted - scored
+        seconds["insert_s"] += done - inserted
+        # The same share of every chunk gets an outcome, so every window has some.
+        wanted = min(size, round(outcome_share * (first + size)) - len(items))
+        for index in sorted(rng.choice(size, size=max(wanted, 0), replace=False)):
+            items.append({"entity_id": records[index]["id"], "outcome": statuses[index]})
+        if (chunk + 1) % 5 == 0 or chunk + 1 == chunks:
+            log(f"  {first + size:,} predictions stored")
+    return {key: round(value, 1) for key, value in seconds.items()}, items
+
+
+def _output(bundle: ModelBundle, probability: float) -> dict[str, Any]:
+    """What the scoring service stores as a lead prediction's output (without reasons)."""
+    return {
+        "warnings": [],
+        "source": "model",
+        "conversion_probability": round(probability, 6),
+        "confidence": round(max(probability, 1.0 - probability), 6),
+        "prediction_class": prediction_class(probability),
+        "score": round(probability * 100),
+        "tier": tier_for_percentile(bundle.percentile(probability)),
+    }
+
+
+def _analyze() -> None:
+    """Refresh the planner's statistics, as autovacuum would after a million inserts."""
+    # VACUUM also marks the pages all-visible (index-only scans), the state of a log that
+    # autovacuum keeps up with. It cannot run inside a transaction (a test's, say).
+    vacuum = connection.vendor == "postgresql" and not connection.in_atomic_block
+    with connection.cursor() as cursor:
+        for table in (Prediction._meta.db_table, Outcome._meta.db_table):
+            cursor.execute(f'VACUUM (ANALYZE) "{table}"' if vacuum else f'ANALYZE "{table}"')
+
+
+def data_summary(*, version: ModelVersion, tenant: str) -> dict[str, Any]:
+    span = _model_predictions(version).aggregate(oldest=Min("created_at"), newest=Max("created_at"))
+    return {
+        "predictions": _model_predictions(version).count(),
+        "outcomes": Outcome.objects.filter(tenant=tenant, model_type=LEAD_CONVERSION).count(),
+        "table_rows": Prediction.objects.count(),
+        "oldest": span["oldest"].isoformat() if span["oldest"] else None,
+        "newest": span["newest"].isoformat() if span["newest"] else None,
+    }
+
+
+# --- Timing --------------------------------------------------------------------
+
+
+@dataclass
+class QueryTally:
+    count: int = 0
+    seconds: float = 0.0
+
+
+@contextmanager
+def queries_timed() -> Iterator[QueryTally]:
+    """Count the queries run inside and sum their time in the database driver."""
+    tally = QueryTally()
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            tally.seconds += time.perf_counter() - started
+            tally.count += 1
+
+    with connection.execute_wrapper(wrapper):
+        yield tally
+
+
+@dataclass
+class CallTimes:
+    seconds: list[float] = field(default_factory=list)
+    query_seconds: list[float] = field(default_factory=list)
+    queries: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        timed = latency_summary(self.seconds)
+        return {
+            "n": timed["n"],
+            "p50_ms": timed["p50_ms"],
+            "max_ms": round(max(self.seconds) * 1000.0, 3) if self.seconds else float("nan"),
+            "query_p50_ms": latency_summary(self.query_seconds)["p50_ms"],
+            "queries": self.queries,
+        }
+
+
+def _timed(call: Callable[[], Any], times: CallTimes) -> Any:
+    with queries_timed() as tally:
+        started = time.perf_counter()
+        result = call()
+        elapsed = time.perf_counter() - started
+    times.seconds.append(elapsed)
+    times.query_seconds.append(tally.seconds)
+    times.queries = tally.count
+    return result
+
+
+def _service_call(*, tenant: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """What MonitoringApi.get does, minus the request: version, window, report."""
+    version = monitoring_version(tenant=tenant, model_type=LEAD_CONVERSION, model_name=None)
+    since, until = (datetime.fromisoformat(params[key]) if key in params else None for key in ("since", "until"))
+    window = window_resolve(version=version, since=since, until=until, last=params.get("last"))
+    return monitoring_report(version=version, window=window)
+
+
+def bench_scenario(*, tenant: str, client: APIClient, scenario: Scenario, repeat: int) -> dict[str, Any]:
+    """Time one window `repeat` times through the service and through the API."""
+    service, http = CallTimes(), CallTimes()
+    cold = CallTimes()
+    report = _timed(lambda: _service_call(tenant=tenant, params=scenario.params), cold)
+    for _ in range(repeat):
+        _timed(lambda: _service_call(tenant=tenant, params=scenario.params), service)
+    path = f"/monitoring/{tenant}/{LEAD_CONVERSION}" + (f"?{urlencode(scenario.params)}" if scenario.params else "")
+    for _ in range(repeat):
+        response = _timed(lambda: client.get(path), http)
+        if response.status_code != 200:
+            raise BenchError(f"GET {path} answered {response.status_code}: {response.content[:500]!r}")
+    window = report["window"]
+    return {
+        "label": scenario.label,
+        "params": scenario.params,
+        "predictions": window["predictions"],
+        "sampled": window["sampled"],
+        "with_outcomes": window["with_outcomes"],
+        "first_call_ms": round(cold.seconds[0] * 1000.0, 1),
+        "service": service.summary(),
+        "http": http.summary(),
+    }
+
+
+# --- The whole run -------------------------------------------------------------
+
+
+def run_monitoring_bench(
+    config: MonitoringBenchConfig, *, log: Callable[[str], None] = lambda message: None
+) -> dict[str, Any]:
+    """Make (or reuse) the prediction log, time the monitoring report, return every figure."""
+    _tenant_check(config.tenant)
+    if not 0 < config.outcomes <= config.predictions:
+        raise BenchError("outcomes must be between 1 and the number of predictions")
+    figures: dict[str, Any] = {"config": asdict(config), "machine": machine_info()}
+    version, figures["setup"] = monitoring_data_prepare(config, log=log)
+    figures["model"] = {
+        "name": version.name, "version": version.version, "algorithm": version.algorithm,
+        "trained_rows": version.trained_rows, "roc_auc": version.metrics.get("roc_auc"),
+    }
+    figures["data"] = data_summary(version=version, tenant=config.tenant)
+    figures["sample_rows"] = settings.LEADML_MONITORING_SAMPLE_ROWS
+    token, key = api_token_create(name="bench monitoring", tenant=config.tenant)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    try:
+        figures["scenarios"] = []
+        for scenario in scenarios(days=config.days, now=timezone.now()):
+            log(f"Timing {scenario.label} ...")
+            figures["scenarios"].append(
+                bench_scenario(tenant=config.tenant, client=client, scenario=scenario, repeat=config.repeat)
+            )
+    finally:
+        api_token_revoke(token=token)
+    return figures
+
+
+# --- Report --------------------------------------------------------------------
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f} ms"
+
+
+def monitoring_report_lines(figures: Mapping[str, Any]) -> list[str]:
+    """Render the figures as the text the command prints."""
+    machine, model, data, setup = figures["machine"], figures["model"], figures["data"], figures["setup"]
+    database = machine["database"]
+    if setup["reused"]:
+        made = "reused from an earlier run"
+    else:
+        made = (
+            f"made now: training {setup['train_s']} s, leads {setup['generate_s']} s, scoring {setup['score_s']} s, "
+            f"insert {setup['insert_s']} s, outcomes {setup['outcomes_s']} s, vacuum/analyze {setup['analyze_s']} s"
+        )
+    software = (
+        f"Python {machine['python']}, scikit-learn {machine['sklearn']}, {database['vendor']} {database['version']}, "
+        f"OMP_NUM_THREADS={machine['omp_num_threads']}"
+    )
+    trained = f"{model['trained_rows']:,} rows, ROC-AUC {model['roc_auc']}"
+    stored = f"{data['predictions']:,} predictions of this version ({data['table_rows']:,} in the table)"
+    span = f"{data['oldest']} .. {data['newest']}"
+    header = (
+        f"{'window':24}{'rows':>11}{'sampled':>9}{'labelled':>10}{'1st call':>11}"
+        f"{'service p50':>13}{'max':>11}{'SQL p50':>11}{'queries':>9}{'HTTP p50':>11}{'max':>11}"
+    )
+    lines = [
+        f"leadml monitoring bench, {machine['date']}",
+        f"machine   {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB RAM",
+        f"software  {software}",
+        f"model     {model['name']} v{model['version']} {model['algorithm']} ({trained})",
+        f"data      {stored}, {span}; {data['outcomes']:,} outcomes",
+        f"          {made}",
+        f"sample    at most {figures['sample_rows']:,} predictions per window (LEADML_MONITORING_SAMPLE_ROWS)",
+        "",
+        header,
+    ]
+    for row in figures["scenarios"]:
+        service, http = row["service"], row["http"]
+        lines.append(
+            f"{row['label']:24}{row['predictions']:>11,}{row['sampled']:>9,}{row['with_outcomes']:>10,}"
+            f"{_ms(row['first_call_ms']):>11}{_ms(service['p50_ms']):>13}{_ms(service['max_ms']):>11}"
+            f"{_ms(service['query_p50_ms']):>11}{service['queries']:>9}{_ms(http['p50_ms']):>11}{_ms(http['max_ms']):>11}"
+        )
+    repeat = figures["config"]["repeat"]
+    note = (
+        f"  ({repeat} calls each way after one warm-up call ('1st call', service); HTTP: GET through the API "
+        "with a token, in-process test client; SQL: time inside cursor.execute)"
+    )
+    lines += [note, ""]
+    slowest = max(row["http"]["max_ms"] for row in figures["scenarios"])
+    if data["predictions"] >= TARGET_PREDICTIONS:
+        verdict = "PASS" if slowest < TARGET_SECONDS * 1000.0 else "MISS"
+        lines.append(
+            f"target    {verdict}  slowest HTTP call {_ms(slowest)} on {data['predictions']:,} predictions "
+            f"(target < {TARGET_SECONDS:g} s on {TARGET_PREDICTIONS:,})"
+        )
+    else:
+        lines.append(f"target    SKIP  {data['predictions']:,} predictions, the target is for {TARGET_PREDICTIONS:,}")
+    return lines
