@@ -48,7 +48,10 @@ class TierFilter(admin.SimpleListFilter):
 @admin.register(Prediction)
 class PredictionAdmin(admin.ModelAdmin):
     list_display = ("id", "tenant", "model_type", "model_display", "entity_id", "source", "value", "tier", "outcome_label", "created_at")
-    list_filter = ("model_type", "source", TierFilter, HasOutcomeFilter, "tenant", ("created_at", admin.DateFieldListFilter))
+    list_filter = (
+        "model_type", "model_version", "source", TierFilter, HasOutcomeFilter, "tenant",
+        ("created_at", admin.DateFieldListFilter),
+    )
     search_fields = ("=entity_id",)
     search_help_text = "Search by entity id (the CRM's lead or customer id)."
     date_hierarchy = "created_at"

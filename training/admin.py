@@ -92,7 +92,10 @@ class DatasetRowAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingJob)
 class TrainingJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "tenant", "model_type", "model_name", "algorithm", "status_badge", "progress", "duration", "created_at")
+    list_display = (
+        "id", "tenant", "model_type", "model_name", "algorithm", "status_badge", "progress", "duration", "short_error",
+        "created_at",
+    )
     list_filter = ("status", "model_type", "algorithm", "tenant", "created_at")
     search_fields = ("id", "tenant", "model_name")
     list_select_related = ("model_version",)
@@ -117,6 +120,10 @@ class TrainingJobAdmin(admin.ModelAdmin):
             " leadml-done" if job.status == TrainingJob.Status.SUCCEEDED else "",
             job.progress_percent,
         )
+
+    @admin.display(description="Error")
+    def short_error(self, job: TrainingJob) -> str:
+        return job.error if len(job.error) <= 80 else job.error[:79] + "…"
 
     @admin.display(description="Duration (s)")
     def duration(self, job: TrainingJob) -> Any:

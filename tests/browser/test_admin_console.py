@@ -100,6 +100,14 @@ def test_activating_an_older_version_with_a_reason_shows_in_the_history(
     inactive.refresh_from_db()
     assert inactive.status == "active"
     assert PromotionEvent.objects.filter(to_version=inactive, actor="admin:admin").exists()
+    # The CRM sees the same through the API: the version is active, the change in the history.
+    _, key = api_token_create(name="check", tenant=TENANT)
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    listed = api.get(f"/models/{TENANT}").json()
+    active = [model for model in listed["models"] if model["is_active"]]
+    assert [model["version"] for model in active] == [inactive.version]
+    assert listed["promotion_history"][LEAD][0]["reason"] == "roll back: the newer grid under-performs live"
 
 
 def test_a_retrain_started_from_the_card_ends_succeeded_on_its_job_page(
