@@ -26,6 +26,8 @@ from training.apis import job_summary
 from training.services.datasets import csv_read
 
 EVENTS_LIMIT = 500
+# The trigger settings' counts are stored as 32-bit integers.
+MAX_SETTING = 2_147_483_647
 
 
 def _model_type_check(model_type: str) -> None:
@@ -138,16 +140,16 @@ class TriggerSettingsApi(APIView):
     class InputSerializer(serializers.Serializer):
         live_performance_enabled = serializers.BooleanField(required=False, allow_null=True)
         live_performance_margin = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-        live_performance_min_outcomes = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        live_performance_min_outcomes = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_SETTING)
         estimated_performance_enabled = serializers.BooleanField(required=False, allow_null=True)
         estimated_performance_margin = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=1)
-        estimated_performance_min_predictions = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        estimated_performance_min_predictions = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_SETTING)
         data_drift_enabled = serializers.BooleanField(required=False, allow_null=True)
-        data_drift_min_predictions = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        data_drift_min_predictions = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_SETTING)
         new_rows_enabled = serializers.BooleanField(required=False, allow_null=True)
-        new_rows_min = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        new_rows_min = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_SETTING)
         max_age_enabled = serializers.BooleanField(required=False, allow_null=True)
-        max_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+        max_age_days = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_SETTING)
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             unknown = sorted(set(self.initial_data) - set(self.fields))

@@ -113,6 +113,16 @@ def webhook_url_refusal(url: str, *, resolve: bool) -> str | None:
     return None
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is a failed delivery: following one would reach an address never checked."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def _enqueue(event_id: int, *, attempt: int) -> None:
     async_task("monitoring.tasks.webhook_deliver_task", event_id, attempt, task_name=f"webhook-{event_id}-{attempt}")
 
@@ -147,10 +157,11 @@ def webhook_deliver(*, event_id: int, attempt: int) -> bool:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=settings.LEADML_WEBHOOK_TIMEOUT_SECONDS) as response:
+        with _OPENER.open(request, timeout=settings.LEADML_WEBHOOK_TIMEOUT_SECONDS) as response:
             status = response.status
     except urllib.error.HTTPError as error:
-        return _failed(event_id, attempt, f"HTTP {error.code}")
+        redirect = " (redirects are not followed)" if 300 <= error.code < 400 else ""
+        return _failed(event_id, attempt, f"HTTP {error.code}{redirect}")
     except (urllib.error.URLError, OSError, ValueError) as error:
         return _failed(event_id, attempt, f"{error.__class__.__name__}: {error}")
     if not 200 <= status < 300:

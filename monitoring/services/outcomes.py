@@ -34,6 +34,10 @@ logger = logging.getLogger(__name__)
 
 # Target column of the dataset created for a tenant's outcomes when it has no dataset.
 OUTCOMES_DATASET_TARGET = "outcome"
+# Outcomes observed before this year are refused as typos.
+EARLIEST_OBSERVED = 1970
+# Largest id a prediction can have (a 64-bit primary key).
+MAX_PREDICTION_ID = 2**63 - 1
 # Distinct target values read to recognise a tenant's own "not converted" statuses.
 TARGET_VALUES_LIMIT = 1000
 
@@ -141,12 +145,17 @@ def _prediction_id(value: Any) -> int | None:
         return None
     if isinstance(value, bool):
         raise _Rejected("prediction_id must be an integer")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise _Rejected(f"prediction_id must be an integer, got {value!r}") from None
-    if not number.is_integer() or number < 1:
-        raise _Rejected(f"prediction_id must be a positive integer, got {value!r}")
+    if isinstance(value, int):
+        number: float | int = value
+    else:
+        try:
+            number = float(value)
+        except (TypeError, ValueError, OverflowError):
+            raise _Rejected(f"prediction_id must be an integer, got {value!r}") from None
+        if not number.is_integer():
+            raise _Rejected(f"prediction_id must be a positive integer, got {value!r}")
+    if not 1 <= number <= MAX_PREDICTION_ID:
+        raise _Rejected(f"prediction_id must be a positive integer up to {MAX_PREDICTION_ID}, got {value!r}")
     return int(number)
 
 
@@ -159,7 +168,7 @@ def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
         if not isinstance(value, bool):
             try:
                 number = float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 number = None
         if number is None or not math.isfinite(number):
             raise _Rejected(f"outcome must be a number (the customer's realised value), got {value!r}")
@@ -206,14 +215,20 @@ def _observed_at(value: Any, now: datetime) -> datetime:
     if _blank(value):
         return now
     text = str(value).strip()
-    parsed = parse_datetime(text)
-    if parsed is None:
-        day = parse_date(text)
-        if day is None:
-            raise _Rejected(f"observed_at must be an ISO 8601 date or time, got {value!r}")
-        parsed = datetime(day.year, day.month, day.day)
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, dt_timezone.utc)
+    try:
+        parsed = parse_datetime(text)
+        if parsed is None:
+            day = parse_date(text)
+            if day is None:
+                raise ValueError("not ISO 8601")
+            parsed = datetime(day.year, day.month, day.day)
+        if timezone.is_naive(parsed):
+            parsed = timezone.make_aware(parsed, dt_timezone.utc)
+        parsed = parsed.astimezone(dt_timezone.utc)
+    except (ValueError, OverflowError) as error:
+        raise _Rejected(f"observed_at must be an ISO 8601 date or time, got {value!r} ({error})") from None
+    if not EARLIEST_OBSERVED <= parsed.year <= now.year + 1:
+        raise _Rejected(f"observed_at {value!r} is not a plausible date (years {EARLIEST_OBSERVED} to {now.year + 1})")
     return parsed
 
 
@@ -301,52 +316,72 @@ def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset
     next_row = (dataset.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
     new_rows: list[DatasetRow] = []
     new_outcomes: list[Outcome] = []
-    for item in items:
-        outcome = existing.get(item.entity_key)
-        if outcome is not None and outcome.label == item.label and outcome.value == item.value:
-            result.duplicates += 1
-            continue
-        data = _training_row(item, dataset.target)
-        if outcome is not None and outcome.pk is None:  # sent earlier in this same call: the last wins
-            _fill(outcome, item)
-            outcome.dataset_row.data = data
-            outcome.dataset_row.label = item.label
-            result.updated += 1
-            continue
-        if outcome is not None:
-            _replace(outcome, item, data)
-            result.updated += 1
-            continue
+    changed_outcomes: dict[int, Outcome] = {}
+    changed_rows: dict[int, DatasetRow] = {}
+
+    def new_row(item: _Item) -> DatasetRow:
+        nonlocal next_row
         row = DatasetRow(
             dataset=dataset,
             tenant=tenant,
             model_type=model_type,
             row_number=next_row,
-            data=data,
+            data=_training_row(item, dataset.target),
             label=item.label,
             source=DatasetRow.Source.OUTCOME,
         )
         next_row += 1
+        new_rows.append(row)
+        return row
+
+    for item in items:
+        outcome = existing.get(item.entity_key)
+        # An outcome's row must live in the dataset outcomes now join (the active model's):
+        # one deleted, or left in a dataset the model no longer trains on, is written again.
+        row = outcome.dataset_row if outcome is not None else None
+        row_current = row is not None and row.dataset_id == dataset.pk
+        if outcome is not None and outcome.label == item.label and outcome.value == item.value and row_current:
+            result.duplicates += 1
+            continue
+        if outcome is not None:
+            _fill(outcome, item)
+            if row_current:
+                row.data = _training_row(item, dataset.target)
+                row.label = item.label
+                if row.pk is not None:
+                    changed_rows[row.pk] = row
+            else:
+                outcome.dataset_row = new_row(item)
+            if outcome.pk is not None:
+                changed_outcomes[outcome.pk] = outcome
+            result.updated += 1
+            continue
         outcome = Outcome(
             tenant=tenant,
             model_type=model_type,
             entity_id=item.entity_id,
             entity_key=item.entity_key,
-            prediction=item.prediction,
-            model_version_id=item.prediction.model_version_id if item.prediction else None,
             value=item.value,
             label=item.label,
             observed_at=item.observed_at,
         )
-        new_rows.append(row)
+        _fill(outcome, item)
+        outcome.dataset_row = new_row(item)
         new_outcomes.append(outcome)
-        existing[item.entity_key] = outcome  # a repeat within the same call is a duplicate
-        outcome.dataset_row = row
+        existing[item.entity_key] = outcome  # a repeat within the same call updates it in memory
         result.stored += 1
     # bulk_create returns primary keys on PostgreSQL and SQLite; the outcomes' links to
     # their rows pick them up when they are saved in turn.
     DatasetRow.objects.bulk_create(new_rows, batch_size=2000)
     Outcome.objects.bulk_create(new_outcomes, batch_size=2000)
+    DatasetRow.objects.bulk_update(list(changed_rows.values()), ["data", "label"], batch_size=2000)
+    for outcome in changed_outcomes.values():
+        outcome.dataset_row = outcome.dataset_row  # a row created above: take its new key
+    Outcome.objects.bulk_update(
+        list(changed_outcomes.values()),
+        ["value", "label", "observed_at", "prediction", "model_version", "dataset_row", "updated_at"],
+        batch_size=2000,
+    )
     if new_rows:
         Dataset.objects.filter(pk=dataset.pk).update(
             row_count=F("row_count") + len(new_rows), labelled_row_count=F("labelled_row_count") + len(new_rows)
@@ -367,10 +402,4 @@ def _fill(outcome: Outcome, item: _Item) -> None:
     outcome.observed_at = item.observed_at
     outcome.prediction = item.prediction
     outcome.model_version_id = item.prediction.model_version_id if item.prediction else None
-
-
-def _replace(outcome: Outcome, item: _Item, data: dict[str, Any]) -> None:
-    _fill(outcome, item)
-    outcome.save(update_fields=["value", "label", "observed_at", "prediction", "model_version", "updated_at"])
-    if outcome.dataset_row_id is not None:
-        DatasetRow.objects.filter(pk=outcome.dataset_row_id).update(data=data, label=item.label)
+    outcome.updated_at = timezone.now()  # bulk_update does not run auto_now

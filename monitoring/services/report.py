@@ -97,7 +97,10 @@ def window_resolve(
         )
         return Window(since=oldest or now, until=now + timedelta(microseconds=1), last=last, boundary=boundary)
     until = until or now + timedelta(microseconds=1)
-    since = since or until - timedelta(days=settings.LEADML_MONITORING_WINDOW_DAYS)
+    try:
+        since = since or until - timedelta(days=settings.LEADML_MONITORING_WINDOW_DAYS)
+    except OverflowError:
+        raise ApplicationError("until is too early to take a window before it", details={"until": ["out of range"]}) from None
     if since >= until:
         raise ApplicationError("since must be before until", details={"since": ["not before until"]})
     return Window(since=since, until=until)

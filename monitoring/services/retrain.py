@@ -104,6 +104,8 @@ def retrain_request(*, version: ModelVersion, actor: str, reason: str) -> Retrai
     if blocked:
         raise ConflictError(blocked)
     decision = _queue(version, actor=actor, reason=f"manual: {reason}", fired=[])
+    if decision.action == "skipped":  # another request queued one between the check and the insert
+        raise ConflictError(decision.reason)
     if decision.action == "failed":
         raise ApplicationError(decision.reason)
     return decision
