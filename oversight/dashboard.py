@@ -5,6 +5,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from django.core.cache import cache
 from django.db.models import Count
 from django.utils import timezone
 
@@ -16,6 +17,8 @@ logger = logging.getLogger(__name__)
 # Monitoring summaries are computed per row; past this many active models the dashboard
 # lists the rest without them (the model list and `manage.py monitor` have them all).
 SUMMARY_LIMIT = 50
+# A summary is reused this long (per process cache): reloading the index stays cheap.
+SUMMARY_SECONDS = 60
 
 
 def dashboard_rows() -> list[dict[str, Any]]:
@@ -32,10 +35,15 @@ def dashboard_rows() -> list[dict[str, Any]]:
         metric, value = version.main_metric
         summary = None
         if index < SUMMARY_LIMIT:
-            try:
-                summary = monitoring_summary(version=version)
-            except Exception:  # one broken model must not take the admin index down
-                logger.exception("dashboard_summary_failed version=%s", version.pk)
+            key = f"leadml:dashboard:{version.pk}"
+            summary = cache.get(key)
+            if summary is None:
+                try:
+                    summary = monitoring_summary(version=version)
+                except Exception:  # one broken model must not take the admin index down
+                    logger.exception("dashboard_summary_failed version=%s", version.pk)
+                else:
+                    cache.set(key, summary, SUMMARY_SECONDS)
         rows.append(
             {
                 "version": version,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.cache import cache as django_cache
 from rest_framework.test import APIClient
 from threadpoolctl import threadpool_limits
 
@@ -41,8 +42,10 @@ threadpool_limits(1)
 
 @pytest.fixture(autouse=True)
 def _fresh_model_cache() -> None:
-    # Version ids repeat across tests (rolled-back transactions), so the cache must not leak.
+    # Version ids repeat across tests (rolled-back transactions), so no cache may leak:
+    # neither the model cache nor Django's (the admin dashboard's summaries).
     cache_clear()
+    django_cache.clear()
 
 
 @pytest.fixture
