@@ -1,6 +1,7 @@
 """Serializer pieces shared by every app's API."""
 from rest_framework import serializers
 
+from leadml.errors import ApplicationError
 from leadml.ml.types import MODEL_TYPES
 
 
@@ -13,3 +14,11 @@ class UserIdField(serializers.CharField):
 class ModelTypeField(serializers.ChoiceField):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(choices=MODEL_TYPES, **kwargs)
+
+
+def model_type_path_check(model_type: str) -> None:
+    """A `{model_type}` path segment must name a model type (400, like the body field)."""
+    if model_type not in MODEL_TYPES:
+        raise ApplicationError(
+            f"model_type must be one of {', '.join(MODEL_TYPES)}", details={"model_type": ["unknown model type"]}
+        )

@@ -11,9 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import ApplicationError, NotFoundError, PayloadTooLargeError
-from leadml.fields import ModelTypeField, UserIdField
-from leadml.ml.types import MODEL_TYPES
+from leadml.errors import NotFoundError, PayloadTooLargeError
+from leadml.fields import ModelTypeField, UserIdField, model_type_path_check
 from monitoring.models import MonitoringEvent, TenantWebhook
 from monitoring.services.events import event_payload, webhook_url_refusal
 from monitoring.services.outcomes import outcomes_record
@@ -28,13 +27,6 @@ from training.services.datasets import csv_read
 EVENTS_LIMIT = 500
 # The trigger settings' counts are stored as 32-bit integers.
 MAX_SETTING = 2_147_483_647
-
-
-def _model_type_check(model_type: str) -> None:
-    if model_type not in MODEL_TYPES:
-        raise ApplicationError(
-            f"model_type must be one of {', '.join(MODEL_TYPES)}", details={"model_type": ["unknown model type"]}
-        )
 
 
 class OutcomesApi(APIView):
@@ -89,7 +81,7 @@ class MonitoringApi(APIView):
     )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
-        _model_type_check(model_type)
+        model_type_path_check(model_type)
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
@@ -110,7 +102,7 @@ class MonitoringEventsApi(APIView):
     @extend_schema(parameters=[QuerySerializer], responses={200: dict}, summary="Fired triggers, retrains, promotions")
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
-        _model_type_check(model_type)
+        model_type_path_check(model_type)
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
@@ -162,7 +154,7 @@ class TriggerSettingsApi(APIView):
     @extend_schema(responses={200: dict}, summary="A tenant's retraining trigger settings (defaults and overrides)")
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
-        _model_type_check(model_type)
+        model_type_path_check(model_type)
         return Response({"success": True, **trigger_settings_get(tenant=user_id, model_type=model_type)})
 
     @extend_schema(
@@ -172,7 +164,7 @@ class TriggerSettingsApi(APIView):
     )
     def put(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
-        _model_type_check(model_type)
+        model_type_path_check(model_type)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changes = trigger_settings_update(tenant=user_id, model_type=model_type, changes=dict(serializer.validated_data))

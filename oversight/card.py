@@ -25,12 +25,12 @@ from leadml.charts import (
 )
 from leadml.ml.types import is_classification
 from monitoring.services.report import monitoring_report, performance_over_time, window_resolve
+from predictions.insights import tier_thresholds
 from predictions.models import Prediction
 from registry.models import ModelVersion
 from registry.selectors import promotion_history
 
 USAGE_DAYS = 30
-TIER_PERCENTILES = (("C", 40), ("B", 70), ("A", 90))
 
 
 def model_card(version: ModelVersion) -> dict[str, Any]:
@@ -150,19 +150,10 @@ def _residuals(version: ModelVersion) -> SafeString:
 
 def _score_distribution(version: ModelVersion, classification: bool) -> SafeString:
     bins = [(item["low"], item["high"], item["count"]) for item in version.metrics.get("score_histogram", [])]
-    quantiles = _score_quantiles(version)
-    thresholds = [(quantiles[percentile], f"tier {tier}") for tier, percentile in TIER_PERCENTILES] if quantiles else []
+    tiers = tier_thresholds(version) or {}
+    thresholds = [(value, f"tier {tier}") for tier, value in sorted(tiers.items(), reverse=True)]
     label = "conversion probability" if classification else "lifetime value"
     return mark_safe(histogram_chart(bins, title="Held-out scores", x_label=label, thresholds=thresholds))
-
-
-def _score_quantiles(version: ModelVersion) -> list[float]:
-    from registry.cache import bundle_load  # the artifact holds the quantiles; the card survives without it
-
-    try:
-        return list(bundle_load(version).score_quantiles)
-    except Exception:  # noqa: BLE001 - a broken artifact must not take the card down
-        return []
 
 
 def _usage(version: ModelVersion) -> SafeString:

@@ -9,9 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.fields import ModelTypeField, UserIdField
-from leadml.errors import ApplicationError
-from leadml.ml.types import MODEL_TYPES, is_classification
+from leadml.fields import ModelTypeField, UserIdField, model_type_path_check
+from leadml.ml.types import is_classification
 from monitoring.services.report import monitoring_summary
 from predictions.insights import insights_get
 from predictions.services import ScoringResult, predictions_make
@@ -149,10 +148,7 @@ class InsightsApi(APIView):
     @extend_schema(responses={200: dict}, summary="A tenant's models and predictions at a glance")
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
-        if model_type not in MODEL_TYPES:
-            raise ApplicationError(
-                f"model_type must be one of {', '.join(MODEL_TYPES)}", details={"model_type": ["unknown model type"]}
-            )
+        model_type_path_check(model_type)
         body = insights_get(tenant=user_id, model_type=model_type)
         active = model_version_get_active(tenant=user_id, model_type=model_type)
         # SPEC §7: insights carry the active model's drift and quality summaries too.

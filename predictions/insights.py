@@ -120,12 +120,12 @@ def _active_card(version: ModelVersion) -> dict[str, Any]:
         "feature_importance": version.feature_importance,
         "explanation_method": version.explanation_method,
         "calibration": report.get("calibration"),
-        "tier_thresholds": _tier_thresholds(version),
+        "tier_thresholds": tier_thresholds(version),
         "trained_rows": version.trained_rows,
     }
 
 
-def _tier_thresholds(version: ModelVersion) -> dict[str, float] | None:
+def tier_thresholds(version: ModelVersion) -> dict[str, float] | None:
     """The lowest score of each tier: percentiles of the held-out scores stored with the version."""
     try:
         bundle = bundle_load(version)

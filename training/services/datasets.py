@@ -77,20 +77,10 @@ def rows_validate(rows: Sequence[Any]) -> list[dict[str, Any]]:
     return list(rows)
 
 
-@transaction.atomic
-def dataset_create(
-    *,
-    tenant: str,
-    model_type: str,
-    name: str,
-    target: str,
-    rows: list[dict[str, Any]],
-    positive_values: list[Any] | None = None,
-    source_filename: str = "",
-    kind: str = Dataset.Kind.RECORDS,
-    source_config: dict[str, Any] | None = None,
-) -> Dataset:
-    """Validate records and store them with their labels; all rows or none."""
+def _records_read(
+    rows: list[dict[str, Any]], *, target: str, model_type: str, positive_values: Sequence[Any] | None
+) -> tuple[pd.DataFrame, pd.Series, list[str]]:
+    """Check an upload's size and target column; return its frame, labels and columns."""
     if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
         raise PayloadTooLargeError(
             f"{len(rows)} rows exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
@@ -105,6 +95,27 @@ def dataset_create(
     frame = pd.DataFrame.from_records(rows, columns=columns)
     try:
         labels = encode_target(frame[target], model_type=model_type, positive_values=positive_values)
+    except DataError as error:
+        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+    return frame, labels, columns
+
+
+@transaction.atomic
+def dataset_create(
+    *,
+    tenant: str,
+    model_type: str,
+    name: str,
+    target: str,
+    rows: list[dict[str, Any]],
+    positive_values: list[Any] | None = None,
+    source_filename: str = "",
+    kind: str = Dataset.Kind.RECORDS,
+    source_config: dict[str, Any] | None = None,
+) -> Dataset:
+    """Validate records and store them with their labels; all rows or none."""
+    frame, labels, columns = _records_read(rows, target=target, model_type=model_type, positive_values=positive_values)
+    try:
         check_trainable(
             labels,
             model_type=model_type,
@@ -167,22 +178,9 @@ def dataset_rows_append(*, dataset: Dataset, rows: list[dict[str, Any]]) -> int:
         raise ApplicationError("rows can only be appended to a records dataset", details={"dataset": ["kind is transactions"]})
     if not rows:
         raise ApplicationError("no rows to append", details={"file": ["no data rows"]})
-    if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
-        raise PayloadTooLargeError(
-            f"{len(rows)} rows exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
-            details={"rows": ["too many rows"]},
-        )
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    if dataset.target not in columns:
-        raise ApplicationError(
-            f"target column '{dataset.target}' is not in the data; columns are: {', '.join(columns)}",
-            details={"target": [f"column '{dataset.target}' not found"]},
-        )
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    try:
-        labels = encode_target(frame[dataset.target], model_type=dataset.model_type, positive_values=dataset.positive_values)
-    except DataError as error:
-        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+    _, labels, columns = _records_read(
+        rows, target=dataset.target, model_type=dataset.model_type, positive_values=dataset.positive_values
+    )
     locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
     start = (locked.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
     DatasetRow.objects.bulk_create(
