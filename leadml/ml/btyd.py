@@ -29,6 +29,7 @@ from scipy import optimize, special
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from leadml.ml.errors import ConfigError, DataError, InputError
+from leadml.ml.parsing import to_numeric
 
 # Log-parameters are kept within [-LOG_BOUND, LOG_BOUND]: parameters in [4.5e-5, 2.2e4].
 LOG_BOUND = 10.0
@@ -311,10 +312,10 @@ class BTYDFeatures(BaseEstimator, TransformerMixin):
             message = f"BTYDFeatures needs column(s) {', '.join(map(repr, missing))}"
             raise (DataError if fitting else InputError)(message, field=missing[0])
         unit = float(self.time_unit_days)
-        x = pd.to_numeric(frame[self.frequency_column], errors="coerce").to_numpy(dtype=float)
-        t_x = pd.to_numeric(frame[self.recency_column], errors="coerce").to_numpy(dtype=float) / unit
-        T = pd.to_numeric(frame[self.tenure_column], errors="coerce").to_numpy(dtype=float) / unit
-        m = pd.to_numeric(frame[self.monetary_column], errors="coerce").to_numpy(dtype=float)
+        x = to_numeric(frame[self.frequency_column]).to_numpy(dtype=float)
+        t_x = to_numeric(frame[self.recency_column]).to_numpy(dtype=float) / unit
+        T = to_numeric(frame[self.tenure_column]).to_numpy(dtype=float) / unit
+        m = to_numeric(frame[self.monetary_column]).to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
             x = np.round(np.clip(x, 0, None))
             T = np.clip(T, 0, None)

@@ -20,6 +20,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from leadml.ml.btyd import BTYDFeatures
 from leadml.ml.errors import ConfigError
+from leadml.ml.parsing import to_numeric
 from leadml.ml.rules import email_domain, is_free_mail, seniority_level
 from leadml.ml.types import ColumnSpec, DroppedColumn, FeatureOptions, FeatureSchema
 
@@ -33,29 +34,6 @@ MAX_CATEGORIES_KEPT = 50
 
 # Share of a column's non-missing values that must parse for it to count as that type.
 TYPE_PARSE_SHARE = 0.98
-
-
-def to_numeric(series: pd.Series) -> pd.Series:
-    """Coerce a column to floats; booleans become 0/1 and unparseable values NaN."""
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype(float)
-    if pd.api.types.is_numeric_dtype(series):
-        return series.astype(float)
-    mapped = series.map(lambda value: float(value) if isinstance(value, bool) else value)
-    try:
-        numbers = pd.to_numeric(mapped, errors="coerce")
-    except OverflowError:  # an integer beyond float range somewhere in the column
-        numbers = pd.to_numeric(mapped.map(_number_or_none), errors="coerce")
-    # Infinities (or numbers too large to compute with) count as unreadable.
-    return numbers.where(np.isfinite(numbers.astype(float)) | numbers.isna(), np.nan).astype(float)
-
-
-def _number_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if np.isfinite(number) else None
 
 
 # Dates outside this range are typos or sentinels ("0001-01-01"), not CRM history.
@@ -450,20 +428,20 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
                 dates = to_datetime(raw)
                 out[f"{name}__age_days"] = (now - dates).dt.total_seconds() / 86400.0
                 out[f"{name}__month"] = dates.dt.month.astype(float)
-                out[f"{name}__weekday"] = dates.dt.weekday.astype(float)
+                out[f"{name}__weekday"] = dates.dt.day_of_week.astype(float)
             elif column.kind == "email":
                 if not options.email_features:
                     continue
                 domains = raw.map(email_domain)
                 out[f"{name}__free_mail"] = domains.map(
-                    lambda domain: np.nan if domain is None else float(is_free_mail(domain))
+                    lambda domain: np.nan if not isinstance(domain, str) else float(is_free_mail(domain))
                 ).astype(float)
                 out[f"{name}__domain"] = domains.astype(object)
             elif column.kind == "job_title":
                 titles = raw.map(_as_text)
                 if options.seniority:
                     out[f"{name}__seniority"] = titles.map(
-                        lambda title: np.nan if title is None else float(seniority_level(title))
+                        lambda title: np.nan if not isinstance(title, str) else float(seniority_level(title))
                     ).astype(float)
                 out[name] = titles.astype(object)
         for left, right in options.interactions:

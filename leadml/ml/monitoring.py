@@ -18,6 +18,7 @@ from scipy.stats import chi2_contingency, ks_2samp, wasserstein_distance
 from sklearn import metrics as skm
 
 from leadml.ml.evaluate import classification_metrics
+from leadml.ml.parsing import to_numeric
 from leadml.ml.types import ColumnSpec
 
 INSUFFICIENT_DATA = "insufficient_data"
@@ -57,7 +58,7 @@ def _rounded(value: float | None) -> float | None:
 
 
 def _numeric_values(series: pd.Series) -> np.ndarray:
-    values = pd.to_numeric(series, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    values = to_numeric(series).to_numpy(dtype=float, na_value=np.nan)
     return values[np.isfinite(values)]
 
 

@@ -9,7 +9,8 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
-from leadml.ml.features import infer_schema, to_numeric
+from leadml.ml.features import infer_schema
+from leadml.ml.parsing import to_numeric
 from leadml.ml.types import is_classification
 
 

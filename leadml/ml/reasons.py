@@ -40,7 +40,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from leadml.ml.explain import transformed_sources
-from leadml.ml.features import _as_text, to_datetime, to_numeric
+from leadml.ml.features import _as_text, to_datetime
+from leadml.ml.parsing import to_numeric
 from leadml.ml.rules import email_domain
 from leadml.ml.types import FeatureSchema
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leadml.ml.features import IDENTIFIER_NAME, to_numeric
+from leadml.ml.features import IDENTIFIER_NAME
+from leadml.ml.parsing import to_numeric
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.ml.errors import DataError
-from leadml.ml.features import to_numeric
+from leadml.ml.parsing import to_numeric
 from leadml.ml.types import is_classification
 
 # Values that mean "converted" when the tenant gives no `positive_values`.
@@ -48,7 +48,7 @@ def encode_target(
     texts = values.map(normalise_label_text)
     if positive_values:
         positives = {normalise_label_text(value) for value in positive_values}
-        return texts.map(lambda text: np.nan if text is None else float(text in positives))
+        return texts.map(lambda text: np.nan if not isinstance(text, str) else float(text in positives))
 
     distinct = set(texts.dropna().unique())
     unknown = distinct - KNOWN_POSITIVE - KNOWN_NEGATIVE
@@ -59,7 +59,7 @@ def encode_target(
             "send positive_values, e.g. [\"customer\", \"won\"]",
             field="positive_values",
         )
-    return texts.map(lambda text: np.nan if text is None else float(text in KNOWN_POSITIVE))
+    return texts.map(lambda text: np.nan if not isinstance(text, str) else float(text in KNOWN_POSITIVE))
 
 
 def check_trainable(

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.ml.errors import DataError
+from leadml.ml.parsing import to_numeric
 
 CUSTOMER_ID = "customer_id"
 DATE = "date"
@@ -168,23 +169,10 @@ def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     if pd.api.types.is_numeric_dtype(values.dtype):
         numbers = values.astype(float)
     else:
-        cleaned = values.map(
-            lambda value: np.nan if isinstance(value, bool | np.bool_)
-            else (value.strip() if isinstance(value, str) else value)
-        )
-        try:
-            numbers = pd.to_numeric(cleaned, errors="coerce").astype(float)
-        except OverflowError:  # an integer beyond float range
-            numbers = pd.to_numeric(cleaned.map(_float_or_nan), errors="coerce").astype(float)
+        # A true/false amount is not an amount (to_numeric would read it as 0/1).
+        numbers = to_numeric(values.map(lambda value: np.nan if isinstance(value, bool | np.bool_) else value))
     # Amounts beyond MAX_AMOUNT are unreadable: summing them would overflow to infinity.
     return numbers, ~(np.isfinite(numbers) & (numbers.abs() <= MAX_AMOUNT))
-
-
-def _float_or_nan(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return float("nan")
 
 
 def _customer_text(value: Any) -> str | None:

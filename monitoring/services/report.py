@@ -27,6 +27,7 @@ from leadml.errors import ApplicationError, NotFoundError
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ArtifactIntegrityError
 from leadml.ml.features import to_datetime
+from leadml.ml.parsing import to_numeric
 from leadml.ml.monitoring import (
     DriftThresholds,
     data_drift,
@@ -306,7 +307,7 @@ def _as_comparable(frame: pd.DataFrame, schema: FeatureSchema, at: pd.Series) ->
     for column in schema.columns:
         values = frame[column.name]
         if column.kind == "numeric":
-            out[column.name] = pd.to_numeric(values, errors="coerce")
+            out[column.name] = to_numeric(values)
         elif column.kind == "datetime":
             dates = to_datetime(values)
             out[column.name] = (at.reset_index(drop=True) - dates.reset_index(drop=True)).dt.total_seconds() / 86400.0

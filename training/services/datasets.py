@@ -18,6 +18,7 @@ from django.db.models import Max
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import records_check
 from leadml.ml.errors import DataError
+from leadml.ml.parsing import read_csv_typed
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable, encode_target
 from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, normalise_transactions, training_table
@@ -54,7 +55,7 @@ def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
     except csv.Error:
         delimiter = ","
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=delimiter, skipinitialspace=True)
+        frame = read_csv_typed(io.StringIO(text), sep=delimiter, skipinitialspace=True)
     except pd.errors.EmptyDataError as error:
         raise ApplicationError("file has no header or rows", details={"file": ["empty CSV"]}) from error
     except (pd.errors.ParserError, ValueError) as error:

@@ -24,6 +24,7 @@ from sklearn.model_selection import train_test_split
 
 from leadml.errors import ApplicationError
 from leadml.ml.errors import MLError
+from leadml.ml.parsing import read_csv_typed
 from leadml.ml.pipeline import ALGORITHM_CHOICES
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
@@ -104,7 +105,7 @@ class Command(BaseCommand):
     def _read(self, options: dict[str, Any]) -> pd.DataFrame:
         sep = options["sep"]
         try:
-            frame = pd.read_csv(options["csv"], sep=sep, engine="python" if sep in (None, r"\s+") else "c")
+            frame = read_csv_typed(options["csv"], sep=sep, engine="python" if sep in (None, r"\s+") else "c")
         except (OSError, ValueError) as error:
             raise CommandError(f"cannot read {options['csv']}: {error}") from error
         dropped = [name.strip() for name in options["drop"].split(",") if name.strip()]
