@@ -1,7 +1,9 @@
 """One error type for services and one DRF exception handler for every error.
 
-Every error leaves the API as `{"success": false, "error": "<message>", "details": {...}}`
-with a 4xx/5xx status; views never build error JSON by hand.
+Every error leaves the API as
+`{"success": false, "error": "<message>", "detail": "<message>", "details": {...}}` with a
+4xx/5xx status; views never build error JSON by hand. `detail` repeats `error` because
+the CRM's FastAPI-era client reads `detail` (FastAPI's own error key).
 """
 from __future__ import annotations
 
@@ -51,7 +53,7 @@ class ConflictError(ApplicationError):
 
 
 def error_body(message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"success": False, "error": message, "details": details or {}}
+    return {"success": False, "error": message, "detail": message, "details": details or {}}
 
 
 def _first_message(detail: Any) -> str:

@@ -84,6 +84,10 @@ class HealthApi(APIView):
             "status": "degraded" if degraded else "healthy",
             "timestamp": timezone.now().isoformat(),
             "version": leadml.__version__,
-            "services": services,
+            # The original service's shape: one word per service. The details are in `checks`.
+            "services": {
+                name: "available" if service["status"] == "up" else "unavailable" for name, service in services.items()
+            },
+            "checks": services,
         }
         return Response(body, status=503 if degraded else 200)

@@ -17,7 +17,8 @@ from predictions.services import ScoringResult, predictions_make
 from registry.authentication import tenant_authorize
 from registry.selectors import model_version_get_active
 
-PREDICTION_TYPE = {True: "conversion_probability", False: "lifetime_value"}
+# The original service's names (the CRM and its dashboards compare against them).
+PREDICTION_TYPE = {True: "lead_conversion", False: "customer_lifetime_value"}
 
 
 class PredictApi(APIView):
@@ -26,6 +27,10 @@ class PredictApi(APIView):
         model_type = ModelTypeField()
         user_id = UserIdField()
         model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+        version = serializers.IntegerField(
+            min_value=1, max_value=2_147_483_647, required=False, allow_null=True,
+            help_text="with model_name: score with this version (default: the model's newest usable version)",
+        )
         entity_id = serializers.CharField(max_length=200, required=False, allow_blank=True)
         data = serializers.DictField(allow_empty=False)
         explain = serializers.BooleanField(default=True, help_text="add the record's reasons (default true)")
@@ -41,6 +46,7 @@ class PredictApi(APIView):
             tenant=data["user_id"],
             model_type=data["model_type"],
             model_name=data.get("model_name") or None,
+            version=data.get("version"),
             records=[data["data"]],
             entity_ids=[entity_id] if entity_id else None,
             explain=data["explain"],
@@ -57,6 +63,7 @@ def single_body(result: ScoringResult) -> dict[str, Any]:
         "conversion_probability": output.get("conversion_probability"),
         "lifetime_value": output.get("lifetime_value"),
         "confidence": output["confidence"],
+        "confidence_detail": output["confidence_detail"],
         "prediction_class": output.get("prediction_class"),
         "value_category": output.get("value_category"),
         "feature_importance": result.feature_importance,
@@ -86,6 +93,10 @@ class PredictBatchApi(APIView):
         model_type = ModelTypeField()
         user_id = UserIdField()
         model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+        version = serializers.IntegerField(
+            min_value=1, max_value=2_147_483_647, required=False, allow_null=True,
+            help_text="with model_name: score with this version (default: the model's newest usable version)",
+        )
         # Plain JSON list: per-row validation lives in the model's schema check, which names the row.
         data = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
         explain = serializers.BooleanField(default=False, help_text="add each record's reasons (slower)")
@@ -100,28 +111,31 @@ class PredictBatchApi(APIView):
             tenant=data["user_id"],
             model_type=data["model_type"],
             model_name=data.get("model_name") or None,
+            version=data.get("version"),
             records=data["data"],
             batch=True,
             explain=data["explain"],
         )
         classification = is_classification(result.model_type)
         predictions = []
-        for record, output in zip(data["data"], result.outputs):
+        for index, (entity_id, output) in enumerate(zip(result.entity_ids, result.outputs)):
+            # The original service named rows without an id by their position.
             if classification:
                 item = {
-                    "lead_id": record.get("id", record.get("lead_id")),
+                    "lead_id": entity_id or f"lead_{index}",
                     "conversion_probability": output["conversion_probability"],
                     "confidence": output["confidence"],
                     "prediction_class": output["prediction_class"],
                 }
             else:
                 item = {
-                    "customer_id": record.get("customer_id", record.get("id")),
+                    "customer_id": entity_id or f"customer_{index}",
                     "lifetime_value": output["lifetime_value"],
                     "confidence": output["confidence"],
                     "value_category": output["value_category"],
                 }
             item |= {
+                "confidence_detail": output["confidence_detail"],
                 "prediction_id": output["prediction_id"],
                 "score": output.get("score"),
                 "tier": output.get("tier"),

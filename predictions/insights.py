@@ -20,6 +20,7 @@ from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from registry.cache import bundle_load
 from registry.models import ModelVersion
+from registry.presenters import metrics_with_original_names
 from registry.selectors import model_version_get_active
 
 PATTERN_DAYS = 30
@@ -28,16 +29,26 @@ SCORE_SAMPLE = 20_000
 TIER_PERCENTILES = {"A": 90, "B": 70, "C": 40}
 
 
+NO_MODELS = "No models available for insights"
+
+
 def insights_get(*, tenant: str, model_type: str) -> dict[str, Any]:
+    """The original service's insight fields, plus the active version's card.
+
+    With no model of that type the original answered only `{"error": NO_MODELS}`; the
+    same `error` comes here, beside the (empty) figures.
+    """
     versions = list(ModelVersion.objects.filter(tenant=tenant, model_type=model_type).order_by("created_at"))
     all_types = Counter(ModelVersion.objects.filter(tenant=tenant).values_list("model_type", flat=True))
     active = model_version_get_active(tenant=tenant, model_type=model_type)
-    return {
-        "success": True,
+    body: dict[str, Any] = {"success": True} if versions else {"success": False, "error": NO_MODELS, "detail": NO_MODELS}
+    return body | {
         "user_id": tenant,
         "model_type": model_type,
         "total_models": len(versions),
-        "model_types": dict(all_types),
+        # The original's: the algorithms of the models, each once.
+        "model_types": sorted({version.algorithm for version in versions}),
+        "model_type_counts": dict(all_types),
         "avg_performance": _average_metrics(versions),
         "feature_importance_trends": _importance_trends(versions),
         "prediction_patterns": _prediction_patterns(tenant=tenant, model_type=model_type),
@@ -45,13 +56,22 @@ def insights_get(*, tenant: str, model_type: str) -> dict[str, Any]:
     }
 
 
-def _average_metrics(versions: list[ModelVersion]) -> dict[str, float]:
+def _average_metrics(versions: list[ModelVersion]) -> dict[str, dict[str, float]]:
+    """Per metric (ours and the original's names), its mean, std, min and max over the versions."""
     totals: dict[str, list[float]] = defaultdict(list)
     for version in versions:
-        for name, value in (version.metrics or {}).items():
+        for name, value in metrics_with_original_names(version.metrics or {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and name != "test_rows":
                 totals[name].append(float(value))
-    return {name: round(float(np.mean(values)), 6) for name, values in sorted(totals.items())}
+    return {
+        name: {
+            "mean": round(float(np.mean(values)), 6),
+            "std": round(float(np.std(values)), 6),
+            "min": round(float(np.min(values)), 6),
+            "max": round(float(np.max(values)), 6),
+        }
+        for name, values in sorted(totals.items())
+    }
 
 
 def _importance_trends(versions: list[ModelVersion]) -> dict[str, list[dict[str, Any]]]:

@@ -21,6 +21,7 @@ from django.utils import timezone
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
+from leadml.ml.confidence import class_probability, lead_confidence
 from leadml.ml.errors import ArtifactIntegrityError, DataError, InputError
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
@@ -30,14 +31,12 @@ from predictions.models import Prediction
 from predictions.storage import PredictionRow, predictions_insert
 from registry.cache import bundle_load
 from registry.models import ModelVersion
-from registry.selectors import model_version_get_active, model_version_get_for_name
+from registry.selectors import model_version_select
 from registry.services import model_version_mark_broken
 
 logger = logging.getLogger(__name__)
 TOP_FEATURES = 10
 UNEXPLAINED_VERSION = "this version was trained before per-record reasons existed; retrain it to get them"
-# A rule-based CLV guess deserves little trust; the constant says so to the CRM.
-RULES_CLV_CONFIDENCE = 0.3
 
 
 @dataclass
@@ -52,6 +51,8 @@ class ScoringResult:
     model_version: ModelVersion | None
     fallback_reason: str | None = None
     prediction_ids: list[int] = field(default_factory=list)
+    # Each record's entity id ("" when it has none): given, else its id field (entity_id_of).
+    entity_ids: list[str] = field(default_factory=list)
 
 
 def prediction_class(probability: float) -> str:
@@ -172,12 +173,6 @@ def _transactions_check(transactions: Any, as_of: Any, where: str) -> None:
                     raise ApplicationError(f"{name} is a number too large to read", details={name: ["out of range"]})
 
 
-def _resolve_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion | None:
-    if model_name:
-        return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type)
-    return model_version_get_active(tenant=tenant, model_type=model_type)
-
-
 def _load(model_version: ModelVersion) -> tuple[ModelBundle | None, str | None]:
     if model_version.status == ModelVersion.Status.BROKEN:
         return None, f"model version {model_version.pk} is broken: {model_version.broken_reason}"
@@ -197,12 +192,15 @@ def predictions_make(
     model_type: str,
     records: Sequence[Mapping[str, Any]],
     model_name: str | None = None,
+    version: int | None = None,
     entity_ids: Sequence[str] | None = None,
     batch: bool = False,
     explain: bool | None = None,
 ) -> ScoringResult:
     """Score records and store one Prediction per record, atomically.
 
+    The model: `model_name`'s newest usable version (or its `version`), else the
+    tenant's active model for the type (registry.selectors.model_version_select).
     `explain` (default: for single records, not for batches) adds each record's reasons.
     """
     if explain is None:
@@ -219,7 +217,7 @@ def predictions_make(
     records_check(records, field="data", indexed=batch)
     resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
     started = time.perf_counter()
-    model_version = _resolve_version(tenant=tenant, model_type=model_type, model_name=model_name)
+    model_version = model_version_select(tenant=tenant, model_type=model_type, model_name=model_name, version=version)
     bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
 
     result: ScoringResult | None = None
@@ -261,6 +259,7 @@ def predictions_make(
         latency_ms=latency_ms / len(records),
         batch=batch,
     )
+    result.entity_ids = resolved_entity_ids
     for output, prediction_id in zip(result.outputs, result.prediction_ids):
         output["prediction_id"] = prediction_id
     logger.info(
@@ -279,23 +278,21 @@ def _model_outputs(
     model_version: ModelVersion, bundle: ModelBundle, values: Any, warnings: list[list[str]]
 ) -> ScoringResult:
     classification = bundle.classification
-    confidence_clv = max(0.0, min(1.0, float(bundle.metrics.get("r2") or 0.0)))
+    clv_confidence = _lifetime_value_confidence(bundle, values) if not classification else None
     outputs = []
-    for value, record_warnings in zip(values, warnings):
+    for index, (value, record_warnings) in enumerate(zip(values, warnings)):
         value = float(value)
         percentile = bundle.percentile(value)
         output: dict[str, Any] = {"warnings": record_warnings, "source": "model"}
         if classification:
-            output |= {
-                "conversion_probability": round(value, 6),
-                "confidence": round(max(value, 1.0 - value), 6),
-                "prediction_class": prediction_class(value),
-                "score": int(round(value * 100)),
-            }
+            output |= _lead_fields(value) | {"score": int(round(value * 100))}
         else:
+            assert clv_confidence is not None
+            method, confidences = clv_confidence
             output |= {
                 "lifetime_value": round(value, 2),
-                "confidence": round(confidence_clv, 6),
+                "confidence": round(float(confidences[index]), 6),
+                "confidence_detail": {"value": round(float(confidences[index]), 6), "method": method},
                 "value_category": value_category(value),
                 "score": int(round(percentile)),
             }
@@ -321,6 +318,27 @@ def _model_outputs(
         },
         model_version=model_version,
     )
+
+
+def _lead_fields(probability: float, *, method: str = "class_probability") -> dict[str, Any]:
+    """A conversion probability's answer fields: the original confidence, and the calibrated one beside it."""
+    return {
+        "conversion_probability": round(probability, 6),
+        "confidence": round(lead_confidence(probability), 6),
+        "confidence_detail": {"value": round(class_probability(probability), 6), "method": method},
+        "prediction_class": prediction_class(probability),
+    }
+
+
+def _lifetime_value_confidence(bundle: ModelBundle, values: Any) -> tuple[str, Any]:
+    """Each value's confidence: held-out coverage of its band (leadml.ml.confidence).
+
+    Versions trained before that existed fall back to their held-out R², one figure for all.
+    """
+    if bundle.value_confidence is not None:
+        return "holdout_band_coverage", bundle.value_confidence.of(values)
+    r2 = max(0.0, min(1.0, float(bundle.metrics.get("r2") or 0.0)))
+    return "training_r2", [r2] * len(values)
 
 
 def _score(
@@ -370,11 +388,7 @@ def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason
     for record in records:
         if is_classification(model_type):
             scored = score_lead_by_rules(record)
-            probability = scored.conversion_probability
-            output: dict[str, Any] = {
-                "conversion_probability": round(probability, 6),
-                "confidence": round(max(probability, 1.0 - probability), 6),
-                "prediction_class": prediction_class(probability),
+            output: dict[str, Any] = _lead_fields(scored.conversion_probability, method="rules") | {
                 "score": scored.score,
                 "tier": tier_for_percentile(float(scored.score)),
             }
@@ -383,7 +397,8 @@ def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason
             estimated = estimate_lifetime_value_by_rules(record, as_of=record.get("as_of"))
             output = {
                 "lifetime_value": round(estimated.lifetime_value, 2),
-                "confidence": RULES_CLV_CONFIDENCE,
+                "confidence": estimated.confidence,
+                "confidence_detail": {"value": estimated.confidence, "method": "rules_evidence"},
                 "value_category": value_category(estimated.lifetime_value),
                 "score": None,
                 "tier": None,

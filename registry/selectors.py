@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from leadml.errors import ConflictError, NotFoundError
+from leadml.errors import ApplicationError, ConflictError, NotFoundError
 from registry.models import ModelVersion, PromotionEvent
 
 
@@ -11,17 +11,44 @@ def model_version_get_active(*, tenant: str, model_type: str) -> ModelVersion | 
     return ModelVersion.objects.filter(tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE).first()
 
 
-def model_version_get_for_name(*, tenant: str, name: str, model_type: str | None = None) -> ModelVersion:
-    """Return the version a request naming `model_name` gets: the active one, else the newest usable."""
+def model_version_get_for_name(
+    *, tenant: str, name: str, model_type: str | None = None, version: int | None = None
+) -> ModelVersion:
+    """Return the version a request naming `model_name` (and maybe `version`) gets.
+
+    That exact version when `version` is given; otherwise the model's newest version
+    that can serve (not broken, not archived), whether or not it is the active one: a
+    caller naming a model asks for that model, even when a newer version did not beat
+    the active one (README "Choosing the model").
+    """
     versions = ModelVersion.objects.filter(tenant=tenant, name=name)
     if model_type is not None:
         versions = versions.filter(model_type=model_type)
-    chosen = versions.filter(status=ModelVersion.Status.ACTIVE).first() or (
-        versions.exclude(status=ModelVersion.Status.BROKEN).order_by("-version").first()
+    where = f"for this user_id and {model_type}" if model_type else "for this user_id"
+    if version is not None:
+        chosen = versions.filter(version=version).first()
+        if chosen is None:
+            raise NotFoundError(f"model '{name}' has no version {version} {where}")
+        return chosen
+    chosen = (
+        versions.exclude(status__in=[ModelVersion.Status.BROKEN, ModelVersion.Status.ARCHIVED])
+        .order_by("-version")
+        .first()
     )
     if chosen is None:
-        raise NotFoundError(f"no usable model named '{name}' for this user_id" + (f" and {model_type}" if model_type else ""))
+        raise NotFoundError(f"no usable model named '{name}' {where}")
     return chosen
+
+
+def model_version_select(
+    *, tenant: str, model_type: str, model_name: str | None = None, version: int | None = None
+) -> ModelVersion | None:
+    """The version a scoring or monitoring request means: named (and numbered), else the active one."""
+    if model_name:
+        return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type, version=version)
+    if version is not None:
+        raise ApplicationError("version needs model_name", details={"version": ["given without model_name"]})
+    return model_version_get_active(tenant=tenant, model_type=model_type)
 
 
 def model_version_list(*, tenant: str) -> QuerySet[ModelVersion]:

@@ -7,17 +7,22 @@ process group it is in; "nothing left" means no live process in that session.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from leadml.ml.demo_data import generate_leads
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 30
@@ -250,3 +255,86 @@ def test_serve_fails_and_stops_the_server_when_the_job_worker_dies(
     # The killed leader's own children were orphaned, not stopped: serve must clean up those too.
     assert _wait_for_session_empty(server.process.pid) == {}
     assert _port_closed(server.port)
+
+
+def _request(port: int, method: str, path: str, body: Any = None, key: str = "", timeout: float = 30) -> tuple[int, Any]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    headers = {"Content-Type": "application/json"}
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    try:
+        connection.request(method, path, body=None if body is None else json.dumps(body), headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+    finally:
+        connection.close()
+    try:
+        return response.status, json.loads(raw)
+    except ValueError:
+        return response.status, raw.decode(errors="replace")
+
+
+def test_synchronous_train_outlives_the_worker_timeout_while_predict_answers(
+    start_serve: Callable[..., ServeProcess], serve_env: dict[str, str], tmp_path: Path
+) -> None:
+    """The CRM's plain `POST /train` waits for its job longer than gunicorn's worker timeout.
+
+    The job worker only starts after twice the timeout has passed, so the request waits
+    at least that long; meanwhile the same single worker process answers predictions.
+    """
+    key = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", "--service"],
+        cwd=BASE_DIR, env=serve_env, check=True, capture_output=True, text=True, timeout=120,
+    ).stdout.strip()
+    server = start_serve("--no-worker", "--workers", "1", "--threads", "4", "--timeout", "3")
+    server.wait_until_serving()
+    rows = json.loads(generate_leads(200, seed=11).to_json(orient="records"))
+    status, body = _request(server.port, "POST", "/datasets", {
+        "user_id": "crm-tenant", "model_type": "lead_conversion", "name": "crm", "target": "status",
+        "positive_values": ["customer", "won"], "rows": rows,
+    }, key)
+    assert status == 201, body
+
+    answer: dict[str, Any] = {}
+
+    def train() -> None:
+        answer["status"], answer["body"] = _request(server.port, "POST", "/train", {
+            "model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "crm_model",
+            "user_id": "crm-tenant",
+        }, key, timeout=300)
+
+    waiting = threading.Thread(target=train)
+    waiting.start()
+    deadline = time.monotonic() + 7  # more than twice the 3 s worker timeout
+    predictions = 0
+    while time.monotonic() < deadline:
+        status, body = _request(server.port, "POST", "/predict", {
+            "model_type": "lead_conversion", "user_id": "crm-tenant", "data": {"email": "a@acme.com"},
+        }, key)
+        assert status == 200, body
+        predictions += 1
+        time.sleep(0.2)
+    assert waiting.is_alive(), answer
+    assert predictions >= 10
+
+    log_path = tmp_path / "qcluster.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=BASE_DIR, env=serve_env,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    try:
+        waiting.join(timeout=240)
+    finally:
+        for pid in _session_processes(worker.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        worker.wait()
+    assert not waiting.is_alive(), log_path.read_text(errors="replace")
+    assert answer["status"] == 200, answer
+    body = answer["body"]
+    assert body["success"] is True and body["model_path"].endswith(".joblib")
+    assert isinstance(body["metadata"]["feature_importance"], dict) and body["metrics"]["roc_auc"] > 0.6
+    assert "WORKER TIMEOUT" not in server.log(), server.log()

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from django.conf import settings
@@ -18,11 +17,11 @@ from leadml.ml.pipeline import ALGORITHM_CHOICES
 from leadml.ml.preprocess import preprocess_records
 from leadml.records import records_check
 from registry.authentication import tenant_authorize, tenant_scope
-from registry.presenters import model_version_metadata
+from registry.presenters import metrics_with_original_names, model_version_metadata
 from training.models import Dataset, TrainingJob
 from training.selectors import dataset_get, training_job_get
 from training.services.datasets import csv_read, dataset_create, rows_validate, transactions_dataset_create
-from training.services.jobs import training_job_cancel, training_job_create
+from training.services.jobs import training_job_cancel, training_job_create, training_job_wait
 
 
 TRANSACTION_FIELDS = ("customer_column", "date_column", "amount_column", "calibration_end", "horizon_days")
@@ -196,8 +195,9 @@ def synchronous_result(job: TrainingJob) -> dict[str, Any]:
         "success": True,
         "model_path": model_version.artifact_path,
         "metadata": model_version_metadata(model_version),
-        "metrics": model_version.metrics,
+        "metrics": metrics_with_original_names(model_version.metrics),
         "job_id": str(job.id),
+        "status_url": f"/jobs/{job.id}",
         "model_version": model_version.version,
         "status": model_version.status,
     }
@@ -207,7 +207,8 @@ class TrainApi(APIView):
     @extend_schema_serializer(component_name="TrainingConfig")
     class TrainingConfigSerializer(serializers.Serializer):
         dataset_id = serializers.UUIDField(required=False)
-        features = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=False)
+        # An empty list means "no restriction", as in the original service.
+        features = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
         preprocessing = serializers.DictField(required=False)
         param_grid = serializers.DictField(required=False)
         cv_folds = serializers.IntegerField(required=False, min_value=2, max_value=20)
@@ -239,9 +240,17 @@ class TrainApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        parameters=[OpenApiParameter("wait", int, description="Wait up to N seconds for the job to finish")],
+        parameters=[
+            OpenApiParameter(
+                "wait", int, description="Wait up to N seconds for the job (default LEADML_TRAIN_WAIT_SECONDS; 0: don't)"
+            ),
+            OpenApiParameter("async", bool, description="Answer 202 with the job at once (as Prefer: respond-async)"),
+            OpenApiParameter(
+                "Prefer", str, location=OpenApiParameter.HEADER, description="respond-async: answer 202 at once"
+            ),
+        ],
         responses={202: dict, 200: dict},
-        summary="Train a model in the background",
+        summary="Train a model (waits for the job and answers in the original shape, or 202 with the job)",
     )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
@@ -259,7 +268,8 @@ class TrainApi(APIView):
         training_config = {**raw_config, **{k: v for k, v in config_serializer.validated_data.items()}}
         if "dataset_id" in training_config:
             training_config["dataset_id"] = str(training_config["dataset_id"])
-        wait_seconds = _wait_param(request)
+        asynchronous = _wants_async(request)
+        wait_seconds = 0 if asynchronous else _wait_param(request)
 
         job = training_job_create(
             tenant=data["user_id"],
@@ -270,7 +280,7 @@ class TrainApi(APIView):
             requested_by=request.user.actor,
         )
         if wait_seconds:
-            job = _wait_for(job, wait_seconds)
+            job = training_job_wait(job=job, seconds=wait_seconds)
             if job.status == TrainingJob.Status.SUCCEEDED:
                 return Response(synchronous_result(job), status=status.HTTP_200_OK)
             if job.status in (TrainingJob.Status.FAILED, TrainingJob.Status.CANCELLED):
@@ -281,13 +291,27 @@ class TrainApi(APIView):
                 )
         body = job_summary(job)
         body["status_url"] = f"/jobs/{job.id}"
-        return Response(body, status=status.HTTP_202_ACCEPTED)
+        headers = {"Preference-Applied": "respond-async"} if asynchronous else {}
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers=headers)
+
+
+def _wants_async(request: Request) -> bool:
+    """`Prefer: respond-async` (RFC 7240) or `?async=true`: answer 202 with the job at once."""
+    preferences = {
+        part.split("=", 1)[0].strip().lower()
+        for part in request.headers.get("Prefer", "").replace(";", ",").split(",")
+    }
+    flag = request.query_params.get("async", "").strip().lower()
+    if flag not in ("", "true", "false", "1", "0", "yes", "no"):
+        raise ApplicationError("async must be true or false", details={"async": ["not a boolean"]})
+    return "respond-async" in preferences or flag in ("true", "1", "yes")
 
 
 def _wait_param(request: Request) -> int:
+    """Seconds to wait for the job: `?wait=N`, else the configured default."""
     raw = request.query_params.get("wait")
     if raw in (None, ""):
-        return 0
+        return settings.LEADML_TRAIN_WAIT_SECONDS
     try:
         seconds = int(raw)
     except ValueError as error:
@@ -298,15 +322,6 @@ def _wait_param(request: Request) -> int:
             details={"wait": ["out of range"]},
         )
     return seconds
-
-
-def _wait_for(job: TrainingJob, seconds: int) -> TrainingJob:
-    deadline = time.monotonic() + seconds
-    while True:
-        job.refresh_from_db()
-        if job.is_terminal or time.monotonic() >= deadline:
-            return job
-        time.sleep(0.25)
 
 
 class JobDetailApi(APIView):

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from leadml.ml.confidence import ValueConfidence
 from leadml.ml.errors import InputError
 from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
 from leadml.ml.types import ColumnSpec, FeatureSchema, is_classification
@@ -66,6 +67,9 @@ class ModelBundle:
     baseline_record: dict[str, Any] | None = None
     # Up to REFERENCE_SAMPLE_ROWS training records as the model read them, for comparisons.
     reference_sample: pd.DataFrame | None = None
+    # Lifetime-value models: held-out coverage per band of predicted value, each
+    # prediction's confidence (leadml.ml.confidence). None for leads and older versions.
+    value_confidence: ValueConfidence | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # Compiled transforms are rebuilt after loading, never saved.

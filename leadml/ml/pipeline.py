@@ -180,10 +180,45 @@ def algorithms_for(model_type: str, *, transactions: bool = False) -> list[str]:
     return sorted(names, key=lambda name: not ALGORITHMS[name].needs_transactions)
 
 
+# The original service's option names, read as ours.
+PREPROCESSING_ALIASES = {"scaling_method": "scaling"}
+PREPROCESSING_KEYS = (*PREPROCESSING_OPTIONS, "k", "fill_value", *PREPROCESSING_ALIASES)
+
+
+def _canonical_preprocessing(options: dict[str, Any]) -> dict[str, Any]:
+    """Rename the original service's options: `scaling_method`, `feature_selection: {method, k}`."""
+    canonical: dict[str, Any] = {}
+    for key, value in options.items():
+        name = PREPROCESSING_ALIASES.get(key, key)
+        if name in canonical and canonical[name] != value:
+            raise ConfigError(f"preprocessing.{key} and preprocessing.{name} disagree; give one", field=f"preprocessing.{key}")
+        canonical[name] = value
+    selection = canonical.get("feature_selection")
+    if isinstance(selection, dict):
+        unknown = sorted(set(selection) - {"method", "k"})
+        if unknown:
+            raise ConfigError(
+                f"unknown preprocessing.feature_selection option {unknown[0]!r}; allowed: method, k",
+                field=f"preprocessing.feature_selection.{unknown[0]}",
+            )
+        canonical["feature_selection"] = selection.get("method", "k_best")
+        if "k" in selection:
+            if "k" in canonical and canonical["k"] != selection["k"]:
+                raise ConfigError("preprocessing.k and feature_selection.k disagree; give one", field="preprocessing.k")
+            canonical["k"] = selection["k"]
+    return canonical
+
+
 def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:
-    """Return the full preprocessing config, refusing unknown options and values."""
+    """Return the full preprocessing config, refusing unknown options and values.
+
+    The original service's spellings are accepted: `scaling_method` for `scaling`, and
+    `feature_selection` as an object `{method, k}`.
+    """
+    if options is not None and not isinstance(options, dict):
+        raise ConfigError("preprocessing must be an object", field="preprocessing")
     merged = dict(DEFAULT_PREPROCESSING)
-    for key, value in (options or {}).items():
+    for key, value in _canonical_preprocessing(options or {}).items():
         if key in PREPROCESSING_OPTIONS:
             allowed = PREPROCESSING_OPTIONS[key]
             if value not in allowed:
@@ -201,7 +236,7 @@ def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:
                     field="preprocessing.fill_value",
                 )
         else:
-            allowed_keys = ", ".join([*PREPROCESSING_OPTIONS, "k", "fill_value"])
+            allowed_keys = ", ".join(PREPROCESSING_KEYS)
             raise ConfigError(
                 f"unknown preprocessing option {key!r}; allowed: {allowed_keys}", field=f"preprocessing.{key}"
             )

@@ -15,12 +15,11 @@ from sklearn.feature_selection import SelectKBest, f_classif, f_regression, mutu
 
 from leadml.ml.errors import ConfigError, DataError
 from leadml.ml.features import FeatureEngineer, infer_schema, replace_placeholders, resolve_feature_options
-from leadml.ml.pipeline import PREPROCESSING_OPTIONS, build_preprocessor, resolve_preprocessing
+from leadml.ml.pipeline import PREPROCESSING_KEYS, build_preprocessor, resolve_preprocessing
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import encode_target
 from leadml.ml.types import LEAD_CONVERSION, MODEL_TYPES, is_classification
 
-PREPROCESSING_KEYS = (*PREPROCESSING_OPTIONS, "k", "fill_value")
 CONFIG_KEYS = (*PREPROCESSING_KEYS, "preprocessing", "feature_engineering", "missing_values", "target", "model_type",
                "positive_values")
 

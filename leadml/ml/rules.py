@@ -222,6 +222,10 @@ class RuleLeadScore:
 class RuleLifetimeValue:
     lifetime_value: float  # >= 0
     reasons: tuple[Reason, ...]
+    # How much the estimate rests on: 0.1, plus 0.1 for each of an order value, an order
+    # rate (orders and first purchase) and a recency (last purchase) in the record. A
+    # heuristic never claims more than 0.4.
+    confidence: float = 0.1
 
 
 def email_domain(email: object) -> str | None:
@@ -403,7 +407,10 @@ def estimate_lifetime_value_by_rules(
         )
 
     lifetime_value = max(average_order_value * expected_orders * alive_factor, 0.0)
-    return RuleLifetimeValue(lifetime_value=round(lifetime_value, 2), reasons=_ordered(reasons))
+    evidence = 1 + (len(reasons) - 1)  # the order value, then the rate and recency reasons that applied
+    return RuleLifetimeValue(
+        lifetime_value=round(lifetime_value, 2), reasons=_ordered(reasons), confidence=round(0.1 + 0.1 * evidence, 2)
+    )
 
 
 def _lowercase_keys(record: Mapping[str, object]) -> dict[str, object]:

@@ -47,6 +47,7 @@ from leadml.ml.pipeline import (
 )
 from leadml.ml.quality import quality_report
 from leadml.ml.reasons import typical_record
+from leadml.ml.confidence import value_confidence_fit
 from leadml.ml.split import holdout_split
 from leadml.ml.targets import check_trainable
 from leadml.ml.types import (
@@ -230,6 +231,7 @@ def train_model(
 
     report_progress("evaluate", 80)
     evaluate_started = time.perf_counter()
+    value_confidence = None
     if classification:
         scorer = calibrator if calibrator is not None else pipeline
         test_predictions = scorer.predict_proba(test_x)[:, 1]
@@ -244,6 +246,7 @@ def train_model(
         metrics = regression_metrics(test_y, test_predictions)
         metrics["predicted_vs_actual"] = prediction_pairs(test_y, test_predictions, seed=config.random_state)
         metrics["score_histogram"] = score_histogram(test_predictions)
+        value_confidence = value_confidence_fit(test_predictions, test_y)
     # Every candidate's held-out score too (uncalibrated), so the choice by CV can be checked.
     for candidate in candidates:
         if candidate["algorithm"] in searches:
@@ -282,6 +285,7 @@ def train_model(
         holdout_key=split.key,
         baseline_record=typical_record(schema, train_x),
         reference_sample=_reference_sample(train_x, schema, config.random_state),
+        value_confidence=value_confidence,
     )
     timings["total"] = time.perf_counter() - started
     report = {
@@ -306,6 +310,7 @@ def train_model(
         "cross_validation": cross_validation.__dict__,
         "timings_seconds": {key: round(value, 3) for key, value in timings.items()},
         "estimator": type(pipeline.named_steps["model"]).__name__,
+        "value_confidence": value_confidence.as_dict() if value_confidence is not None else None,
     }
     return TrainResult(
         bundle=bundle,

@@ -42,7 +42,7 @@ from monitoring.services.triggers import triggers_evaluate
 from predictions.models import Prediction
 from registry.cache import bundle_load
 from registry.models import ModelVersion
-from registry.selectors import model_version_get_active, model_version_get_for_name
+from registry.selectors import model_version_select
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +73,10 @@ class _Sample:
     created_at: list[datetime]
 
 
-def monitoring_version(*, tenant: str, model_type: str, model_name: str | None) -> ModelVersion:
-    if model_name:
-        return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type)
-    version = model_version_get_active(tenant=tenant, model_type=model_type)
+def monitoring_version(
+    *, tenant: str, model_type: str, model_name: str | None, version_number: int | None = None
+) -> ModelVersion:
+    version = model_version_select(tenant=tenant, model_type=model_type, model_name=model_name, version=version_number)
     if version is None:
         raise NotFoundError(f"user_id '{tenant}' has no active {model_type} model; train one or name model_name")
     return version

@@ -16,8 +16,13 @@ def test_insights_summarise_models_and_predictions(api: APIClient, lead_model: M
     body: dict[str, Any] = api.get(f"/insights/{TENANT}/lead_conversion").json()
     assert {"total_models", "model_types", "avg_performance", "feature_importance_trends",
             "prediction_patterns"} <= set(body)
-    assert body["total_models"] == 1 and body["model_types"] == {"lead_conversion": 1}
-    assert body["avg_performance"]["roc_auc"] == lead_model.metrics["roc_auc"]
+    # The original's shapes: the algorithms, and per metric {mean, std, min, max}.
+    assert body["success"] is True and "error" not in body
+    assert body["total_models"] == 1 and body["model_types"] == ["logistic_regression"]
+    assert body["model_type_counts"] == {"lead_conversion": 1}
+    roc_auc = lead_model.metrics["roc_auc"]
+    assert body["avg_performance"]["roc_auc"] == {"mean": roc_auc, "std": 0.0, "min": roc_auc, "max": roc_auc}
+    assert body["avg_performance"]["f1_score"]["mean"] == lead_model.metrics["f1"]
     top_feature = lead_model.feature_importance[0][0]
     assert body["feature_importance_trends"][top_feature][0]["version"] == lead_model.version
     patterns = body["prediction_patterns"]
@@ -34,8 +39,12 @@ def test_insights_summarise_models_and_predictions(api: APIClient, lead_model: M
 def test_insights_without_models_count_rules_answers(api: APIClient) -> None:
     api.post("/predict", {"model_type": "customer_lifetime_value", "user_id": TENANT,
                           "data": {"total_orders": 3, "total_spent": 300}}, format="json")
-    body = api.get(f"/insights/{TENANT}/customer_lifetime_value").json()
-    assert body["total_models"] == 0 and body["active_model"] is None
+    response = api.get(f"/insights/{TENANT}/customer_lifetime_value")
+    assert response.status_code == 200
+    body = response.json()
+    # What the original answered without models, beside leadml's figures.
+    assert body["error"] == "No models available for insights" and body["success"] is False
+    assert body["total_models"] == 0 and body["active_model"] is None and body["model_types"] == []
     assert body["prediction_patterns"]["rules_share"] == 1.0
 
 

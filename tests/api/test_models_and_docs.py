@@ -211,11 +211,15 @@ def test_health_reports_services(db: None, client_for: Callable[[str | None], AP
     assert body["status"] == "healthy"
     assert body["version"] == leadml.__version__
     assert body["timestamp"]
-    services = body["services"]
-    assert services["database"]["status"] == "up"
-    assert services["job_queue"]["status"] == "up"
-    assert services["model_storage"]["status"] == "up"
-    assert services["models"]["status"] == "up"
+    # The original's one word per service; the details under `checks`.
+    assert body["services"] == {
+        "database": "available", "job_queue": "available", "model_storage": "available", "models": "available"
+    }
+    checks = body["checks"]
+    assert checks["database"]["status"] == "up"
+    assert checks["job_queue"]["status"] == "up"
+    assert checks["model_storage"]["status"] == "up"
+    assert checks["models"]["status"] == "up"
 
 
 def test_health_is_503_when_database_is_down(
@@ -226,4 +230,5 @@ def test_health_is_503_when_database_is_down(
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "degraded"
-    assert body["services"]["database"]["status"] == "down"
+    assert body["services"]["database"] == "unavailable"
+    assert body["checks"]["database"]["status"] == "down"

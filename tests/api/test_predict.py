@@ -53,12 +53,17 @@ def test_predict_answers_every_original_field(api: APIClient, lead_model: ModelV
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["success"] is True and body["error"] is None
-    assert body["prediction_type"] == "conversion_probability"
+    assert body["prediction_type"] == "lead_conversion"
     probability = body["conversion_probability"]
     assert 0.0 <= probability <= 1.0
     assert body["lifetime_value"] is None and body["value_category"] is None
     assert 0.0 <= body["confidence"] <= 1.0
-    assert body["confidence"] == pytest.approx(max(probability, 1 - probability), abs=1e-6)
+    # The original service's formula; the calibrated class probability beside it.
+    original = (min(2 * abs(probability - 0.5), 1) + max(probability, 1 - probability)) / 2
+    assert body["confidence"] == pytest.approx(original, abs=1e-6)
+    assert body["confidence_detail"] == {
+        "value": pytest.approx(max(probability, 1 - probability), abs=1e-6), "method": "class_probability"
+    }
     assert body["prediction_class"] == expected_class(probability)
 
     importance = body["feature_importance"]
@@ -161,13 +166,14 @@ def test_clv_predict_answers_lifetime_value(
     response = api.post("/predict", clv_request(record), format="json")
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["prediction_type"] == "lifetime_value"
+    assert body["prediction_type"] == "customer_lifetime_value"
     assert body["source"] == "model" and body["model_version"] == clv_model.version
     assert body["conversion_probability"] is None and body["prediction_class"] is None
     assert body["lifetime_value"] >= 0
     assert body["value_category"] in VALUE_CATEGORIES
     assert body["value_category"] == expected_category(body["lifetime_value"])
     assert 0.0 <= body["confidence"] <= 1.0
+    assert body["confidence_detail"]["method"] == "holdout_band_coverage"
     assert body["model_info"]["algorithm"] == "linear_regression"
     assert Prediction.objects.get().model_type == "customer_lifetime_value"
 
@@ -184,6 +190,9 @@ def test_clv_batch_items_carry_customer_id_and_value(
         assert item["lifetime_value"] >= 0
         assert item["value_category"] == expected_category(item["lifetime_value"])
     assert len({item["lifetime_value"] for item in items}) > 1
+    # Confidence is per record (the held-out coverage of its value band), not one figure per model.
+    assert all(0.0 < item["confidence"] < 1.0 for item in items)
+    assert len({item["confidence"] for item in items}) > 1
     assert Prediction.objects.filter(model_version=clv_model).count() == 10
 
 
@@ -329,7 +338,7 @@ def test_clv_without_model_uses_heuristic(api: APIClient) -> None:
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["source"] == "rules" and body["fallback_reason"]
-    assert body["prediction_type"] == "lifetime_value"
+    assert body["prediction_type"] == "customer_lifetime_value"
     assert body["lifetime_value"] > 0
     assert body["value_category"] == expected_category(body["lifetime_value"])
     assert body["reasons"]
@@ -358,7 +367,7 @@ def test_tampered_artifact_falls_back_and_marks_version_broken(
     health = client_for(None).get("/health")
     assert health.status_code == 503
     assert health.json()["status"] == "degraded"
-    assert health.json()["services"]["models"]["status"] == "degraded"
+    assert health.json()["checks"]["models"]["status"] == "degraded"
 
 
 def test_artifact_corrupted_while_served_is_caught_on_the_next_request(

@@ -7,12 +7,13 @@ and a cancelled job cannot be marked succeeded.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_q.tasks import async_task
@@ -140,6 +141,26 @@ def training_job_enqueue(*, job_id: str) -> None:
         task_name=f"train-{job_id}",
         timeout=settings.LEADML_JOB_TIMEOUT_SECONDS,
     )
+
+
+def training_job_wait(*, job: TrainingJob, seconds: float) -> TrainingJob:
+    """Return the job once it has finished, or as it is after `seconds`.
+
+    Polls the job row, quickly at first (a small job finishes in a second or two), then
+    once a second. Inside a transaction there is nothing to wait for: the job is only
+    enqueued when that transaction commits, so it is returned at once.
+    """
+    if connection.in_atomic_block:
+        return job
+    deadline = time.monotonic() + seconds
+    pause = 0.05
+    while True:
+        job.refresh_from_db()
+        remaining = deadline - time.monotonic()
+        if job.is_terminal or remaining <= 0:
+            return job
+        time.sleep(min(pause, remaining))
+        pause = min(pause * 2, 1.0)
 
 
 def training_job_cancel(*, job: TrainingJob) -> TrainingJob:

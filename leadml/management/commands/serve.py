@@ -30,12 +30,10 @@ from monitoring.services.schedule import monitoring_schedule_ensure
 # How often the supervision loop looks at its children; short enough that a crash or a
 # signal is acted on at once, long enough to cost nothing.
 POLL_SECONDS = 0.2
-# Gunicorn kills a worker stuck on one request this long; training is queued as a job,
-# so only very large synchronous batch predictions come near it.
-REQUEST_TIMEOUT_SECONDS = 120
 # Time a child gets to stop on its own before its whole process group is killed. Below
 # Docker's default 10 s stop grace period so that our own clean-up runs first.
 DEFAULT_STOP_TIMEOUT_SECONDS = 8.0
+NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 @dataclass
@@ -49,12 +47,14 @@ class Child:
     # stops both. Gunicorn and qcluster instead stop their own workers in order, so
     # they are signalled through their leader only.
     interrupt_group: bool = False
+    # Variables this child gets on top of the shared environment.
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, env: dict[str, str], cwd: Path) -> None:
         self.process = subprocess.Popen(
             self.argv,
-            env=env,
+            env={**env, **self.env},
             cwd=cwd,
             # No child reads input; a child that touched the terminal from outside the
             # foreground process group would be stopped by SIGTTIN/SIGTTOU.
@@ -98,6 +98,18 @@ class Child:
             pass
 
 
+def serving_thread_env() -> dict[str, str]:
+    """One native thread (OpenMP, BLAS) per serving process, unless the operator chose.
+
+    Every scikit-learn prediction would otherwise start one OpenMP thread per core in
+    every worker: on 2 cores, 2 workers × 2 threads plus the clients fought over the
+    cores and 8 concurrent clients got 15 answers a second instead of 100. The job
+    worker keeps the machine's defaults: training parallelism is its own setting.
+    """
+    count = str(settings.LEADML_SERVING_NATIVE_THREADS)
+    return {name: os.environ.get(name, count) for name in NATIVE_THREAD_VARIABLES}
+
+
 class Command(BaseCommand):
     help = (
         "Serve the API (gunicorn, or Django's autoreloading server with --reload) and run "
@@ -119,6 +131,18 @@ class Command(BaseCommand):
             help="Gunicorn worker processes (default: settings.WORKERS; ignored with --reload).",
         )
         parser.add_argument(
+            "--threads",
+            type=int,
+            default=settings.THREADS,
+            help="Threads per gunicorn worker (default: settings.THREADS).",
+        )
+        parser.add_argument(
+            "--timeout",
+            type=int,
+            default=settings.REQUEST_TIMEOUT_SECONDS,
+            help="Seconds before gunicorn restarts a worker whose main loop is stuck (default: %(default)s).",
+        )
+        parser.add_argument(
             "--reload",
             action="store_true",
             help="Development: Django's runserver, restarting on code changes, instead of gunicorn.",
@@ -135,6 +159,8 @@ class Command(BaseCommand):
         host: str = options["host"]
         port: int = options["port"]
         workers: int = options["workers"]
+        threads: int = options["threads"]
+        timeout: int = options["timeout"]
         reload: bool = options["reload"]
         with_worker: bool = not options["no_worker"]
         stop_timeout: float = options["stop_timeout"]
@@ -142,6 +168,10 @@ class Command(BaseCommand):
             raise CommandError(f"--port must be between 1 and 65535, not {port}.")
         if workers < 1:
             raise CommandError(f"--workers must be at least 1, not {workers}.")
+        if threads < 1:
+            raise CommandError(f"--threads must be at least 1, not {threads}.")
+        if timeout < 1:
+            raise CommandError(f"--timeout must be at least 1, not {timeout}.")
         if stop_timeout <= 0:
             raise CommandError("--stop-timeout must be positive.")
 
@@ -151,8 +181,9 @@ class Command(BaseCommand):
         web = (
             Child("runserver", [sys.executable, manage_py, "runserver", address], interrupt_group=True)
             if reload
-            else Child("gunicorn", self._gunicorn_argv(address, workers, stop_timeout))
+            else Child("gunicorn", self._gunicorn_argv(address, workers, threads, timeout, stop_timeout))
         )
+        web.env = serving_thread_env()
         children = [web]
         if with_worker:
             children.append(Child("qcluster", [sys.executable, manage_py, "qcluster"]))
@@ -169,7 +200,11 @@ class Command(BaseCommand):
             env = self._child_env()
             for child in children:
                 child.start(env, Path(settings.BASE_DIR))
-            server = "runserver, autoreload" if reload else f"gunicorn, {workers} worker{'s' * (workers > 1)}"
+            server = (
+                "runserver, autoreload"
+                if reload
+                else f"gunicorn, {workers} worker{'s' * (workers > 1)} × {threads} thread{'s' * (threads > 1)}"
+            )
             job_worker = "running (qcluster)" if with_worker else "not started (--no-worker)"
             self.stdout.write(f"leadml serving on http://{address}/ ({server}); job worker {job_worker}")
             # Children write to the same stdout; without a flush this line could appear
@@ -192,7 +227,7 @@ class Command(BaseCommand):
                 returncode=code if code and code > 0 else 1,
             )
 
-    def _gunicorn_argv(self, address: str, workers: int, stop_timeout: float) -> list[str]:
+    def _gunicorn_argv(self, address: str, workers: int, threads: int, timeout: int, stop_timeout: float) -> list[str]:
         argv = [
             sys.executable,  # `-m gunicorn` uses this interpreter's packages, whatever PATH says
             "-m",
@@ -202,8 +237,16 @@ class Command(BaseCommand):
             address,
             "--workers",
             str(workers),
+            # Threaded workers: a request waiting (a synchronous /train polling its job, the
+            # database) holds a thread, not the process, and connections are kept alive.
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--keep-alive",
+            "5",
             "--timeout",
-            str(REQUEST_TIMEOUT_SECONDS),
+            str(timeout),
             # Gunicorn's own grace period on SIGTERM must end before ours, or we would
             # SIGKILL it while it is still shutting down in order.
             "--graceful-timeout",
