@@ -1,19 +1,24 @@
 """Checks every stored record passes, whatever its path in (upload or prediction)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from leadml.errors import ApplicationError
 
 NUL = "\x00"
+# A record is a flat CRM row; a field may hold an object or a list (flattened or read as
+# tags, leadml.ml.nested), and those a few levels more. Anything deeper is not a CRM row.
+MAX_VALUE_DEPTH = 4
 
 
 def records_check(records: Sequence[Any], *, field: str, indexed: bool = True) -> None:
-    """Refuse non-object records, nested values and NUL characters (PostgreSQL jsonb cannot store them).
+    """Refuse non-object records, values nested too deep, NUL characters and unusable numbers.
 
-    Errors name `field[i].key` for lists of records and the bare `key` for a single record,
-    as the model's schema check does.
+    NUL characters cannot be stored by PostgreSQL's jsonb. Errors name `field[i].key`
+    for lists of records and the bare `key` for a single record, as the model's schema
+    check does. Lists and objects inside a record are allowed (a CRM's `tags` and
+    `custom_fields`); what the model can use of them is decided by its schema.
     """
     for index, record in enumerate(records):
         where = f"{field}[{index}]" if indexed else field
@@ -21,17 +26,34 @@ def records_check(records: Sequence[Any], *, field: str, indexed: bool = True) -
             raise ApplicationError(f"{where} must be a JSON object", details={where: ["not an object"]})
         for key, value in record.items():
             name = f"{where}.{key}" if indexed else str(key)
-            if isinstance(value, (dict, list)):
-                raise ApplicationError(
-                    f"field '{name}' must be a single value, not a {type(value).__name__}",
-                    details={name: ["nested value"]},
-                )
-            if NUL in str(key) or (isinstance(value, str) and NUL in value):
+            if NUL in str(key):
                 raise ApplicationError(f"field '{name}' contains a NUL character", details={name: ["NUL character"]})
-            if number_too_large(value):
+            _value_check(value, name, depth=1)
+
+
+def _value_check(value: Any, name: str, *, depth: int) -> None:
+    if isinstance(value, str):
+        if NUL in value:
+            raise ApplicationError(f"field '{name}' contains a NUL character", details={name: ["NUL character"]})
+        return
+    if number_too_large(value):
+        raise ApplicationError(
+            f"field '{name}' is a number too large to compute with", details={name: ["number out of range"]}
+        )
+    if isinstance(value, (Mapping, list)):
+        if depth > MAX_VALUE_DEPTH:
+            raise ApplicationError(
+                f"field '{name}' is nested more than {MAX_VALUE_DEPTH} levels deep",
+                details={name: ["nested too deep"]},
+            )
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, inner in items:
+            inner_name = f"{name}.{key}" if isinstance(value, Mapping) else f"{name}[{key}]"
+            if isinstance(value, Mapping) and NUL in str(key):
                 raise ApplicationError(
-                    f"field '{name}' is a number too large to compute with", details={name: ["number out of range"]}
+                    f"field '{inner_name}' contains a NUL character", details={inner_name: ["NUL character"]}
                 )
+            _value_check(inner, inner_name, depth=depth + 1)
 
 
 def number_too_large(value: Any) -> bool:

@@ -23,6 +23,7 @@ from leadml.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.confidence import class_probability, lead_confidence
 from leadml.ml.errors import ArtifactIntegrityError, DataError, InputError
+from leadml.ml.nested import flatten_records
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
 from leadml.ml.transactions import features_for_customer
@@ -219,6 +220,10 @@ def predictions_make(
     started = time.perf_counter()
     model_version = model_version_select(tenant=tenant, model_type=model_type, model_name=model_name, version=version)
     bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
+    # Object fields become `field.key` columns, except the model's own columns, whose
+    # schema check refuses an object by name (leadml.ml.nested).
+    records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
+    rules_records = flatten_records(rules_records)
 
     result: ScoringResult | None = None
     from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)

@@ -192,8 +192,17 @@ def _number_text(number: float) -> str:
 
 def _validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[str]) -> Any:
     name = column.name
-    if isinstance(value, (dict, list)):
-        raise InputError(f"field '{name}' must be a single value, got a {type(value).__name__}", field=name, row=index)
+    if column.kind == "tags":
+        # A list of values (or one value: a single tag).
+        elements = value if isinstance(value, (list, tuple)) else [value]
+        if isinstance(value, Mapping) or any(isinstance(element, (Mapping, list, tuple)) for element in elements):
+            raise InputError(
+                f"field '{name}' must be a list of values (tags), got nested values", field=name, row=index
+            )
+        return list(elements)
+    if isinstance(value, (Mapping, list, tuple)):
+        kind = "an object" if isinstance(value, Mapping) else "a list"
+        raise InputError(f"field '{name}' must be a single value, got {kind}", field=name, row=index)
     if column.kind == "numeric":
         number = _as_number(value)
         if number is None:

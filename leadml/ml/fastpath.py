@@ -40,6 +40,7 @@ from leadml.ml.features import (
     interaction_name,
     to_datetime,
 )
+from leadml.ml.nested import tag_column, tag_set
 from leadml.ml.rules import email_domain, is_free_mail, seniority_level
 
 # Below this many records the compiled path is faster than the pipeline's vectorised one.
@@ -146,6 +147,10 @@ class CompiledPipeline:
                     values[name] = number
             elif column.kind == "categorical":
                 values[name] = _as_text(raw)
+            elif column.kind == "tags":
+                tags = tag_set(raw)
+                for tag in column.categories:
+                    values[tag_column(name, tag)] = None if tags is None else float(tag in tags)
             elif column.kind == "datetime":
                 if options.date_features:
                     moment = _parse_date(raw) if raw is not None else None

@@ -10,6 +10,7 @@ pipeline saved with a model applies at prediction exactly what training learned.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -20,6 +21,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from leadml.ml.btyd import BTYDFeatures
 from leadml.ml.errors import ConfigError
+from leadml.ml.nested import is_list, tag_column, tag_set
 from leadml.ml.parsing import to_numeric
 from leadml.ml.rules import email_domain, is_free_mail, seniority_level
 from leadml.ml.types import ColumnSpec, DroppedColumn, FeatureOptions, FeatureSchema
@@ -31,6 +33,10 @@ JOB_TITLE_NAMES = {"job_title", "title", "jobtitle", "position", "role"}
 PERSONAL_TEXT_NAMES = {"name", "first_name", "last_name", "full_name", "phone", "phone_number", "address"}
 DATE_NAME = re.compile(r"(_at|_date|_on|^date|_time)$", re.IGNORECASE)
 MAX_CATEGORIES_KEPT = 50
+# List fields (tags): indicators for at most this many of the most frequent values, each
+# seen in at least MIN_TAG_ROWS training rows.
+MAX_TAGS_KEPT = 20
+MIN_TAG_ROWS = 3
 
 # Share of a column's non-missing values that must parse for it to count as that type.
 TYPE_PARSE_SHARE = 0.98
@@ -74,6 +80,18 @@ def infer_schema(
             dropped.append(DroppedColumn(name, "empty: no values"))
             continue
         values = series[present]
+        if values.map(lambda value: isinstance(value, Mapping)).any():
+            dropped.append(DroppedColumn(name, "nested objects: only one level of a JSON object is flattened"))
+            continue
+        if values.map(is_list).any():
+            tags = _top_tags(values)
+            if tags:
+                columns.append(ColumnSpec(name, "tags", missing_share, categories=tags))
+            else:
+                dropped.append(
+                    DroppedColumn(name, f"list of values: none is in at least {MIN_TAG_ROWS} rows to learn from")
+                )
+            continue
         unique_count = values.astype(str).nunique()
         lowered = str(name).lower()
 
@@ -129,6 +147,16 @@ def infer_schema(
 def _skew(numbers: pd.Series) -> float | None:
     skew = numbers.dropna().skew()
     return None if pd.isna(skew) else round(float(skew), 4)
+
+
+def _top_tags(values: pd.Series) -> tuple[str, ...]:
+    """The most frequent elements of a list column (in at least MIN_TAG_ROWS rows), most frequent first."""
+    counts: Counter[str] = Counter()
+    for tags in values.map(tag_set):
+        if tags:
+            counts.update(tags)
+    frequent = sorted((tag for tag, count in counts.items() if count >= MIN_TAG_ROWS), key=lambda t: (-counts[t], t))
+    return tuple(frequent[:MAX_TAGS_KEPT])
 
 
 def _top_categories(values: pd.Series) -> tuple[str, ...]:
@@ -341,6 +369,11 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
             return [(name, True, "number as given")]
         if column.kind == "categorical":
             return [(name, False, "category")]
+        if column.kind == "tags":
+            return [
+                (tag_column(name, tag), True, f"1 if {tag!r} is among the values of {name}, else 0")
+                for tag in column.categories
+            ]
         if column.kind == "datetime":
             if not options.date_features:
                 return []
@@ -422,6 +455,12 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
                     out[name] = numbers
             elif column.kind == "categorical":
                 out[name] = raw.map(_as_text).astype(object)
+            elif column.kind == "tags":
+                sets = raw.map(tag_set, na_action="ignore")
+                for tag in column.categories:
+                    out[tag_column(name, tag)] = sets.map(
+                        lambda tags, tag=tag: float(tag in tags) if isinstance(tags, frozenset) else np.nan
+                    ).astype(float)
             elif column.kind == "datetime":
                 if not options.date_features:
                     continue

@@ -10,6 +10,7 @@ read as text (no C type inference) and typed column by column here.
 """
 from __future__ import annotations
 
+import json
 import re
 from typing import IO, Any
 
@@ -81,6 +82,9 @@ def type_text_column(column: pd.Series) -> pd.Series:
     present = column.notna()
     if not present.any():
         return column.astype(object)
+    structured = _structured_values(column[present])
+    if structured is not None:
+        return structured.reindex(column.index).astype(object).where(present, None)
     lowered = column[present].str.strip().str.lower()
     if lowered.isin(list(BOOLEAN_TEXT)).all():
         return column.map(lambda value: BOOLEAN_TEXT[value.strip().lower()] if isinstance(value, str) else None)
@@ -91,3 +95,50 @@ def type_text_column(column: pd.Series) -> pd.Series:
     if present.all() and (whole == np.floor(whole)).all() and (whole.abs() < SAFE_INTEGER).all():
         return numbers.astype(np.int64)
     return numbers
+
+
+# PostgreSQL's text form of a one-dimensional array: {a,b,"c d"} (what a CRM's `tags` exports as).
+PG_ARRAY = re.compile(r'^\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}$')
+PG_ARRAY_ELEMENT = re.compile(r'"((?:[^"\\]|\\.)*)"|([^,]+)')
+
+
+def _structured_values(values: pd.Series) -> pd.Series | None:
+    """A column whose every cell is a JSON object/array (or a PostgreSQL array), parsed; else None."""
+    stripped = values.str.strip()
+    if not stripped.str.match(r"^[\[{]").all():
+        return None
+    parsed = []
+    for text in stripped:
+        value = _json_container(text)
+        if value is None:
+            value = _pg_array(text)
+        if value is None:
+            return None
+        parsed.append(value)
+    if any(isinstance(value, list) for value in parsed):
+        # "{}" is an empty PostgreSQL array in a column of arrays, not an empty object.
+        parsed = [[] if value == {} else value for value in parsed]
+    return pd.Series(parsed, index=values.index, dtype=object)
+
+
+def _json_container(text: str) -> dict[str, Any] | list[Any] | None:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, (dict, list)) else None
+
+
+def _pg_array(text: str) -> list[str] | None:
+    if not PG_ARRAY.match(text):
+        return None
+    inner = text[1:-1]
+    if not inner:
+        return []
+    elements = []
+    for quoted, bare in PG_ARRAY_ELEMENT.findall(inner):
+        element = re.sub(r"\\(.)", r"\1", quoted) if quoted else bare.strip()
+        if not quoted and element.upper() == "NULL":
+            continue
+        elements.append(element)
+    return elements

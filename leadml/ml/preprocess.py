@@ -14,6 +14,7 @@ import pandas as pd
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression, mutual_info_classif, mutual_info_regression
 
 from leadml.ml.errors import ConfigError, DataError
+from leadml.ml.nested import flatten_records
 from leadml.ml.features import FeatureEngineer, infer_schema, replace_placeholders, resolve_feature_options
 from leadml.ml.pipeline import PREPROCESSING_KEYS, build_preprocessor, resolve_preprocessing
 from leadml.ml.quality import quality_report
@@ -67,7 +68,7 @@ def _preprocess(
     target_name: str | None,
 ) -> dict[str, Any]:
 
-    frame = pd.DataFrame.from_records(list(records))
+    frame = pd.DataFrame.from_records(flatten_records(list(records)))
     original_shape = [int(frame.shape[0]), int(frame.shape[1])]
     frame = replace_placeholders(frame, options.missing_values)
     model_type = config.get("model_type") or LEAD_CONVERSION

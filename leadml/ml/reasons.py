@@ -41,6 +41,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 
 from leadml.ml.explain import transformed_sources
 from leadml.ml.features import _as_text, to_datetime
+from leadml.ml.nested import tag_set
 from leadml.ml.parsing import to_numeric
 from leadml.ml.rules import email_domain
 from leadml.ml.types import FeatureSchema
@@ -84,6 +85,12 @@ def typical_record(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, Any]
         elif column.kind == "email":
             domains = values.map(email_domain).dropna()
             record[column.name] = f"typical@{domains.mode().iloc[0]}" if len(domains) else None
+        elif column.kind == "tags":
+            # The tags more than half of the training records carry.
+            sets = [tags for tags in values.map(tag_set) if tags is not None]
+            record[column.name] = (
+                [tag for tag in column.categories if 2 * sum(tag in tags for tags in sets) > len(sets)] if sets else None
+            )
         else:
             texts = values.map(_as_text).dropna()
             record[column.name] = texts.mode().iloc[0] if len(texts) else None

@@ -9,7 +9,8 @@ CUSTOMER_LIFETIME_VALUE = "customer_lifetime_value"
 ModelType = Literal["lead_conversion", "customer_lifetime_value"]
 MODEL_TYPES: tuple[str, ...] = (LEAD_CONVERSION, CUSTOMER_LIFETIME_VALUE)
 
-ColumnKind = Literal["numeric", "categorical", "datetime", "email", "job_title"]
+# "tags": a list field (leadml.ml.nested); its categories are the values it has indicators for.
+ColumnKind = Literal["numeric", "categorical", "datetime", "email", "job_title", "tags"]
 
 
 def is_classification(model_type: str) -> bool:

@@ -27,6 +27,7 @@ from leadml.errors import ApplicationError, NotFoundError
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ArtifactIntegrityError
 from leadml.ml.features import to_datetime
+from leadml.ml.nested import tag_set
 from leadml.ml.parsing import to_numeric
 from leadml.ml.monitoring import (
     DriftThresholds,
@@ -298,7 +299,10 @@ def _comparable_frames(
     current = _as_comparable(
         bundle.prepare(sample.inputs, lenient=True).frame, bundle.schema, pd.Series(pd.to_datetime(sample.created_at, utc=True))
     )
-    kinds = {column.name: ("numeric" if column.kind in ("numeric", "datetime") else "categorical") for column in bundle.schema.columns}
+    kinds = {
+        column.name: ("numeric" if column.kind in ("numeric", "datetime", "tags") else "categorical")
+        for column in bundle.schema.columns
+    }
     return cached, current, kinds
 
 
@@ -313,6 +317,12 @@ def _as_comparable(frame: pd.DataFrame, schema: FeatureSchema, at: pd.Series) ->
             out[column.name] = (at.reset_index(drop=True) - dates.reset_index(drop=True)).dt.total_seconds() / 86400.0
         elif column.kind == "email":
             out[column.name] = values.map(lambda value: value.rsplit("@", 1)[-1].strip().lower() if isinstance(value, str) and value.strip() else None)
+        elif column.kind == "tags":
+            # A list field compares by how many of the model's tags each record carries.
+            known = set(column.categories)
+            out[column.name] = values.map(
+                lambda value: float(len(tags & known)) if (tags := tag_set(value)) is not None else np.nan
+            ).astype(float)
         else:
             out[column.name] = values.map(lambda value: str(value).strip().lower() if value is not None else None)
     return pd.DataFrame(out)

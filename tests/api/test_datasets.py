@@ -262,11 +262,33 @@ def test_non_numeric_clv_target_is_400(api: APIClient, customer_rows: list[dict[
     assert "number" in body["error"] and "a lot" in body["error"]
 
 
-def test_nested_value_in_json_rows_is_400(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:
+def test_crm_rows_with_tags_and_custom_fields_are_stored_flattened(
+    api: APIClient, lead_rows: list[dict[str, Any]]
+) -> None:
+    rows = [dict(row) for row in balanced_leads(lead_rows)]  # lead_rows is shared by the session
+    for index, row in enumerate(rows):
+        row["tags"] = ["vip", "webinar"] if index % 3 == 0 else ([] if index % 3 == 1 else ["webinar"])
+        row["custom_fields"] = {"industry": "saas" if index % 2 else "retail"} if index % 5 else {}
+    response = api.post("/datasets", lead_json(rows), format="json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    # One level of objects flattened into columns; lists read as tags.
+    assert "custom_fields.industry" in body["columns"] and "tags" in body["columns"]
+    kinds = body["quality_report"]["column_kinds"]
+    assert kinds["tags"] == "tags" and kinds["custom_fields.industry"] == "categorical"
+    stored = DatasetRow.objects.get(dataset_id=body["dataset_id"], row_number=1).data
+    assert stored["custom_fields.industry"] == "saas" and stored["tags"] == []
+
+
+def test_values_nested_too_deep_or_with_nul_inside_are_400(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:
     rows = balanced_leads(lead_rows)
-    rows[2] = rows[2] | {"tags": ["a", "b"]}
+    rows[2] = rows[2] | {"custom_fields": {"a": {"b": {"c": {"d": {"e": 1}}}}}}
     body = assert_rejected(api.post("/datasets", lead_json(rows), format="json"))
-    assert "rows[2]" in body["error"]
+    assert "rows[2].custom_fields" in body["error"] and "nested" in body["error"]
+    rows = balanced_leads(lead_rows)
+    rows[4] = rows[4] | {"tags": ["ok", "bad\u0000tag"]}
+    body = assert_rejected(api.post("/datasets", lead_json(rows), format="json"))
+    assert "rows[4].tags[1]" in body["error"] and "NUL" in body["error"]
 
 
 def test_nul_character_in_rows_is_not_a_server_error(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:

@@ -102,7 +102,7 @@ def test_feature_selection_needs_a_target_and_keeps_k_columns(api: APIClient) ->
         ([], {}, "data"),
         ("text", {}, "data"),
         ([CRM_RECORD, 3], {}, "data[1]"),
-        ({"a": {"nested": 1}}, {}, "a"),
+        ({"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}, {}, "a.b.c.d.e"),
         (CRM_RECORD, {"missing_value_strategy": "constant", "fill_value": "abc"}, "preprocessing.fill_value"),
         (CRM_RECORD, {"feature_engineering": ["a"]}, "config.feature_engineering"),
         (CRM_RECORD, {"target": ["y"]}, "config.target"),

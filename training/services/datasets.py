@@ -18,6 +18,7 @@ from django.db.models import Max
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import records_check
 from leadml.ml.errors import DataError
+from leadml.ml.nested import flatten_records
 from leadml.ml.parsing import read_csv_typed
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable, encode_target
@@ -80,8 +81,13 @@ def rows_validate(rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 def _records_read(
     rows: list[dict[str, Any]], *, target: str, model_type: str, positive_values: Sequence[Any] | None
-) -> tuple[pd.DataFrame, pd.Series, list[str]]:
-    """Check an upload's size and target column; return its frame, labels and columns."""
+) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.Series, list[str]]:
+    """Check an upload's size and target column; return its rows, frame, labels and columns.
+
+    The rows come back flattened (object fields into `field.key` columns,
+    leadml.ml.nested): what is stored is what training reads.
+    """
+    rows = flatten_records(rows)
     if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
         raise PayloadTooLargeError(
             f"{len(rows)} rows exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
@@ -98,7 +104,7 @@ def _records_read(
         labels = encode_target(frame[target], model_type=model_type, positive_values=positive_values)
     except DataError as error:
         raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
-    return frame, labels, columns
+    return rows, frame, labels, columns
 
 
 @transaction.atomic
@@ -115,7 +121,9 @@ def dataset_create(
     source_config: dict[str, Any] | None = None,
 ) -> Dataset:
     """Validate records and store them with their labels; all rows or none."""
-    frame, labels, columns = _records_read(rows, target=target, model_type=model_type, positive_values=positive_values)
+    rows, frame, labels, columns = _records_read(
+        rows, target=target, model_type=model_type, positive_values=positive_values
+    )
     try:
         check_trainable(
             labels,
@@ -179,7 +187,7 @@ def dataset_rows_append(*, dataset: Dataset, rows: list[dict[str, Any]]) -> int:
         raise ApplicationError("rows can only be appended to a records dataset", details={"dataset": ["kind is transactions"]})
     if not rows:
         raise ApplicationError("no rows to append", details={"file": ["no data rows"]})
-    _, labels, columns = _records_read(
+    rows, _, labels, columns = _records_read(
         rows, target=dataset.target, model_type=dataset.model_type, positive_values=dataset.positive_values
     )
     locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
