@@ -30,9 +30,8 @@ from leadml.ml.transactions import features_for_customer
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.storage import PredictionRow, predictions_insert
-from registry.cache import bundle_load
+from registry.cache import bundle_load, model_version_for_request
 from registry.models import ModelVersion
-from registry.selectors import model_version_select
 from registry.services import model_version_mark_broken
 
 logger = logging.getLogger(__name__)
@@ -218,7 +217,7 @@ def predictions_make(
     records_check(records, field="data", indexed=batch)
     resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
     started = time.perf_counter()
-    model_version = model_version_select(tenant=tenant, model_type=model_type, model_name=model_name, version=version)
+    model_version = model_version_for_request(tenant=tenant, model_type=model_type, model_name=model_name, version=version)
     bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
     # Object fields become `field.key` columns, except the model's own columns, whose
     # schema check refuses an object by name (leadml.ml.nested).

@@ -24,6 +24,7 @@ from registry.models import ApiToken, ModelVersion, PromotionEvent
 from registry.services import (
     api_token_create,
     api_token_revoke,
+    api_tokens_delete,
     model_version_activate,
     model_version_archive,
     model_versions_delete,
@@ -232,6 +233,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
             format_html("Token created. Copy the key now, it is not shown again: <code class=\"leadml-new-key\">{}</code>", key),
             messages.SUCCESS,
         )
+
+    def delete_model(self, request: HttpRequest, obj: ApiToken) -> None:
+        api_tokens_delete(tokens=[obj])  # serving processes forget the token at once
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
+        api_tokens_delete(tokens=list(queryset))
 
     @admin.action(description="Revoke the selected tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

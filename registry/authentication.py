@@ -10,6 +10,7 @@ from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from registry.cache import CachedToken, cached_token, cached_token_used, serving_cache_sync
 from registry.models import ApiToken
 
 # Refresh `last_used_at` at most this often: a write per request would double the
@@ -46,19 +47,23 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
 
     keywords = ("bearer", "token")
 
-    def authenticate(self, request: Request) -> tuple[TokenPrincipal, ApiToken] | None:
+    def authenticate(self, request: Request) -> tuple[TokenPrincipal, CachedToken] | None:
         header = authentication.get_authorization_header(request).decode("latin-1").split()
         if not header or header[0].lower() not in self.keywords:
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header: expected 'Bearer <key>'.")
-        token = ApiToken.objects.filter(key_hash=hash_key(header[1]), revoked_at__isnull=True).first()
+        # One small query per request: has anything the caches hold changed (registry.cache)?
+        serving_cache_sync()
+        key_hash = hash_key(header[1])
+        token = cached_token(key_hash)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API token.")
         now = timezone.now()
         if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        principal = TokenPrincipal(token_id=token.pk, name=token.name, tenant=None if token.is_service else token.tenant)
+            ApiToken.objects.filter(pk=token.token_id).update(last_used_at=now)
+            cached_token_used(key_hash, now)
+        principal = TokenPrincipal(token_id=token.token_id, name=token.name, tenant=token.tenant)
         return principal, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -110,3 +110,18 @@ class PromotionEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant} {self.model_type}: {self.from_version_id} -> {self.to_version_id} by {self.actor}"
+
+
+class RegistryState(models.Model):
+    """One row whose counter moves with every change that decides what a request is served.
+
+    Activations, rollbacks, new versions, archived, broken or deleted versions and revoked
+    tokens move it (registry.services.registry_changed, in the change's own transaction).
+    Each serving process keeps tokens and chosen versions in memory and reads only this
+    counter per request: when it moved, the process forgets what it kept (registry.cache).
+    """
+
+    generation = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"registry generation {self.generation}"

@@ -1,18 +1,24 @@
 """Reads from the model registry."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db.models import QuerySet
 
 from leadml.errors import ApplicationError, ConflictError, NotFoundError
 from registry.models import ModelVersion, PromotionEvent
 
 
-def model_version_get_active(*, tenant: str, model_type: str) -> ModelVersion | None:
-    return ModelVersion.objects.filter(tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE).first()
+def model_version_get_active(*, tenant: str, model_type: str, deferred: Sequence[str] = ()) -> ModelVersion | None:
+    return (
+        ModelVersion.objects.defer(*deferred)
+        .filter(tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE)
+        .first()
+    )
 
 
 def model_version_get_for_name(
-    *, tenant: str, name: str, model_type: str | None = None, version: int | None = None
+    *, tenant: str, name: str, model_type: str | None = None, version: int | None = None, deferred: Sequence[str] = ()
 ) -> ModelVersion:
     """Return the version a request naming `model_name` (and maybe `version`) gets.
 
@@ -21,7 +27,7 @@ def model_version_get_for_name(
     caller naming a model asks for that model, even when a newer version did not beat
     the active one (README "Choosing the model").
     """
-    versions = ModelVersion.objects.filter(tenant=tenant, name=name)
+    versions = ModelVersion.objects.defer(*deferred).filter(tenant=tenant, name=name)
     if model_type is not None:
         versions = versions.filter(model_type=model_type)
     where = f"for this user_id and {model_type}" if model_type else "for this user_id"
@@ -41,14 +47,25 @@ def model_version_get_for_name(
 
 
 def model_version_select(
-    *, tenant: str, model_type: str, model_name: str | None = None, version: int | None = None
+    *,
+    tenant: str,
+    model_type: str,
+    model_name: str | None = None,
+    version: int | None = None,
+    deferred: Sequence[str] = (),
 ) -> ModelVersion | None:
-    """The version a scoring or monitoring request means: named (and numbered), else the active one."""
+    """The version a scoring or monitoring request means: named (and numbered), else the active one.
+
+    `deferred` fields are left unread until accessed (the scoring path needs none of the
+    large JSON ones).
+    """
     if model_name:
-        return model_version_get_for_name(tenant=tenant, name=model_name, model_type=model_type, version=version)
+        return model_version_get_for_name(
+            tenant=tenant, name=model_name, model_type=model_type, version=version, deferred=deferred
+        )
     if version is not None:
         raise ApplicationError("version needs model_name", details={"version": ["given without model_name"]})
-    return model_version_get_active(tenant=tenant, model_type=model_type)
+    return model_version_get_active(tenant=tenant, model_type=model_type, deferred=deferred)
 
 
 def model_version_list(*, tenant: str) -> QuerySet[ModelVersion]:

@@ -7,16 +7,31 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import F, Max
 from django.utils import timezone
 
 from leadml.errors import ApplicationError, ConflictError
 from registry import artifacts
 from registry.authentication import hash_key
-from registry.models import ApiToken, ModelVersion, PromotionEvent
+from registry.cache import serving_cache_forget
+from registry.models import ApiToken, ModelVersion, PromotionEvent, RegistryState
 from registry.selectors import model_name_check_type
 
 logger = logging.getLogger(__name__)
+
+
+def registry_changed() -> None:
+    """Move the registry's generation: every process forgets the tokens and versions it kept.
+
+    Called inside the transaction of the change, so the counter moves exactly when the
+    change becomes visible (registry.cache).
+    """
+    if not RegistryState.objects.filter(pk=1).update(generation=F("generation") + 1):
+        RegistryState.objects.get_or_create(pk=1, defaults={"generation": 1})
+    # This process forgets at once, and again at commit (another thread may have read
+    # the old state in between); the others at their next request.
+    serving_cache_forget()
+    transaction.on_commit(serving_cache_forget)
 
 
 def api_token_create(*, name: str, tenant: str | None = None, is_service: bool = False) -> tuple[ApiToken, str]:
@@ -30,8 +45,17 @@ def api_token_create(*, name: str, tenant: str | None = None, is_service: bool =
     return token, key
 
 
+@transaction.atomic
 def api_token_revoke(*, token: ApiToken) -> None:
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    registry_changed()
+
+
+@transaction.atomic
+def api_tokens_delete(*, tokens: list[ApiToken]) -> int:
+    deleted, _ = ApiToken.objects.filter(pk__in=[token.pk for token in tokens]).delete()
+    registry_changed()
+    return deleted
 
 
 def model_version_register(
@@ -83,6 +107,7 @@ def model_version_register(
                 model_version_activate(model_version=model_version, actor=actor, reason=promote_reason)
             if on_registered is not None:
                 on_registered(model_version)
+            registry_changed()  # a new newest version of its name
     except BaseException:
         artifacts.artifact_delete(path)
         raise
@@ -149,6 +174,7 @@ def model_version_activate(*, model_version: ModelVersion, actor: str, reason: s
         ModelVersion.objects.filter(pk=current.pk).update(status=ModelVersion.Status.CANDIDATE)
     ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ACTIVE)
     model_version.status = ModelVersion.Status.ACTIVE
+    registry_changed()
     return PromotionEvent.objects.create(
         tenant=model_version.tenant,
         model_type=model_version.model_type,
@@ -168,7 +194,9 @@ def model_version_mark_broken(*, model_version: ModelVersion, reason: str) -> No
         model_version.version,
         reason,
     )
-    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.BROKEN, broken_reason=reason)
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.BROKEN, broken_reason=reason)
+        registry_changed()
 
 
 def model_version_archive(*, model_version: ModelVersion, actor: str, reason: str) -> None:
@@ -177,7 +205,9 @@ def model_version_archive(*, model_version: ModelVersion, actor: str, reason: st
         raise ConflictError(
             f"version {model_version.version} of '{model_version.name}' is active; activate another version first"
         )
-    ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ARCHIVED)
+    with transaction.atomic():
+        ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ARCHIVED)
+        registry_changed()
     model_version.status = ModelVersion.Status.ARCHIVED
     logger.info(
         "model_version_archived id=%s tenant=%s name=%s version=%s actor=%s reason=%s",
@@ -197,5 +227,6 @@ def model_versions_delete(*, versions: list[ModelVersion], force: bool = False) 
     paths = [version.artifact_path for version in versions]
     with transaction.atomic():
         ModelVersion.objects.filter(pk__in=[version.pk for version in versions]).delete()
+        registry_changed()
         transaction.on_commit(lambda: [artifacts.artifact_delete(path) for path in paths])
     return len(versions)

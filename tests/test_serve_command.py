@@ -338,3 +338,44 @@ def test_synchronous_train_outlives_the_worker_timeout_while_predict_answers(
     assert body["success"] is True and body["model_path"].endswith(".joblib")
     assert isinstance(body["metadata"]["feature_importance"], dict) and body["metrics"]["roc_auc"] > 0.6
     assert "WORKER TIMEOUT" not in server.log(), server.log()
+
+
+def test_a_version_activated_through_one_process_is_served_by_another_on_its_next_request(
+    start_serve: Callable[..., ServeProcess], serve_env: dict[str, str]
+) -> None:
+    key = subprocess.run(
+        [sys.executable, "manage.py", "create_api_token", "--service"],
+        cwd=BASE_DIR, env=serve_env, check=True, capture_output=True, text=True, timeout=120,
+    ).stdout.strip()
+    first = start_serve("--workers", "1", "--threads", "2")  # with the job worker
+    second = start_serve("--no-worker", "--workers", "1", "--threads", "2")
+    _wait_for_job_worker(first)
+    second.wait_until_serving()
+    tenant = "two-processes"
+    rows = json.loads(generate_leads(200, seed=12).to_json(orient="records"))
+    status, body = _request(first.port, "POST", "/datasets", {
+        "user_id": tenant, "model_type": "lead_conversion", "name": "crm", "target": "status",
+        "positive_values": ["customer", "won"], "rows": rows,
+    }, key)
+    assert status == 201, body
+    train = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "m", "user_id": tenant,
+             "training_config": {"cv_folds": 3, "min_improvement": 1.0}}
+    for expected_version in (1, 2):
+        status, body = _request(first.port, "POST", "/train", train, key, timeout=240)
+        assert status == 200 and body["model_version"] == expected_version, body
+
+    score = {"model_type": "lead_conversion", "user_id": tenant, "data": {"email": "a@acme.com", "lead_score": 70}}
+
+    def served_version(server: ServeProcess) -> int:
+        status, body = _request(server.port, "POST", "/predict", score, key)
+        assert status == 200, body
+        return int(body["model_version"])
+
+    # Both processes have v1 (the active one) in memory now.
+    assert served_version(first) == 1 and served_version(second) == 1
+    status, body = _request(first.port, "POST", f"/models/{tenant}/m/activate", {"version": 2, "reason": "try"}, key)
+    assert status == 200, body
+    assert served_version(second) == 2
+    status, body = _request(second.port, "POST", f"/models/{tenant}/m/activate", {"version": 1, "reason": "back"}, key)
+    assert status == 200, body
+    assert served_version(first) == 1 and served_version(second) == 1
