@@ -5,7 +5,7 @@
 //
 // By hand, from this folder, with the service running:
 //   npx openapi-typescript 'http://127.0.0.1:8001/api/schema/?format=json' --default-non-nullable=false -o leadml-api.d.ts
-//   npx tsc --noEmit --strict crm.ts
+//   npx tsc --noEmit --strict --target es2022 --module esnext --moduleResolution bundler crm.ts
 import type { components, paths } from "./leadml-api";
 
 type Schemas = components["schemas"];
