@@ -6,13 +6,14 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import leadml
+from leadml.serializers import HealthSerializer, error_responses
 
 
 def _check_database() -> dict[str, Any]:
@@ -70,7 +71,14 @@ class HealthApi(APIView):
     permission_classes = [AllowAny]
     throttle_classes: list[type] = []
 
-    @extend_schema(responses={200: dict, 503: dict}, summary="Service health")
+    @extend_schema(
+        responses={
+            200: HealthSerializer,
+            503: OpenApiResponse(HealthSerializer, description="Degraded: a service is down"),
+            **error_responses(authenticated=False),
+        },
+        summary="Service health",
+    )
     def get(self, request: Request) -> Response:
         services = {
             "database": _check_database(),

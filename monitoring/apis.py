@@ -13,7 +13,21 @@ from rest_framework.views import APIView
 
 from leadml.errors import NotFoundError, PayloadTooLargeError
 from leadml.fields import ModelTypeField, UserIdField, model_type_path_check
+from leadml.serializers import MODEL_TYPE_PATH_PARAMETER, SuccessSerializer, error_responses
 from monitoring.models import MonitoringEvent, TenantWebhook
+from monitoring.serializers import (
+    DataDriftSerializer,
+    DataQualitySerializer,
+    MonitoredModelSerializer,
+    MonitoringEventSerializer,
+    MonitoringWindowSerializer,
+    OutcomeRejectionSerializer,
+    PerformanceSerializer,
+    PredictionDriftSerializer,
+    TriggerOverridesSerializer,
+    TriggerSerializer,
+    TriggerSettingsValuesSerializer,
+)
 from monitoring.services.events import event_payload, webhook_url_refusal
 from monitoring.services.outcomes import outcomes_record
 from monitoring.services.report import monitoring_report, monitoring_version, window_resolve
@@ -22,6 +36,7 @@ from monitoring.services.triggers import TRIGGER_FIELDS, trigger_settings_get, t
 from registry.authentication import tenant_authorize
 from registry.selectors import model_versions_for_name
 from training.apis import job_summary
+from training.serializers import TrainingJobSerializer
 from training.services.datasets import csv_read
 
 EVENTS_LIMIT = 500
@@ -30,7 +45,7 @@ MAX_SETTING = 2_147_483_647
 
 
 class OutcomesApi(APIView):
-    @extend_schema_serializer(component_name="OutcomesRequest")
+    @extend_schema_serializer(component_name="Outcomes")
     class InputSerializer(serializers.Serializer):
         user_id = UserIdField()
         model_type = ModelTypeField()
@@ -47,7 +62,21 @@ class OutcomesApi(APIView):
                 raise serializers.ValidationError({"outcomes": ["send either 'outcomes' (JSON) or a CSV 'file'"]})
             return attrs
 
-    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Record what happened to scored entities")
+    @extend_schema_serializer(component_name="OutcomesResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        accepted = serializers.IntegerField(help_text="stored + updated + duplicates")
+        stored = serializers.IntegerField()
+        updated = serializers.IntegerField(help_text="a different outcome replaced an entity's earlier one")
+        duplicates = serializers.IntegerField(help_text="sent before: stored once")
+        rejected = OutcomeRejectionSerializer(many=True)
+        dataset_id = serializers.UUIDField(allow_null=True, help_text="the dataset the outcomes were appended to")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 403, 413)},
+        summary="Record what happened to scored entities",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -74,9 +103,22 @@ class MonitoringApi(APIView):
         until = serializers.DateTimeField(required=False)
         last = serializers.IntegerField(required=False, min_value=1, max_value=10_000_000)
 
+    @extend_schema_serializer(component_name="MonitoringResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        user_id = serializers.CharField()
+        model_type = ModelTypeField()
+        model = MonitoredModelSerializer()
+        window = MonitoringWindowSerializer()
+        data_drift = DataDriftSerializer()
+        prediction_drift = PredictionDriftSerializer()
+        data_quality = DataQualitySerializer(many=True)
+        performance = PerformanceSerializer()
+        triggers = TriggerSerializer(many=True)
+
     @extend_schema(
-        parameters=[QuerySerializer],
-        responses={200: dict},
+        parameters=[QuerySerializer, MODEL_TYPE_PATH_PARAMETER],
+        responses={200: OutputSerializer, **error_responses(400, 403, 404)},
         summary="Drift, data quality, live and estimated performance, and retraining triggers",
     )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
@@ -99,7 +141,18 @@ class MonitoringEventsApi(APIView):
         since = serializers.DateTimeField(required=False)
         limit = serializers.IntegerField(required=False, min_value=1, max_value=EVENTS_LIMIT, default=100)
 
-    @extend_schema(parameters=[QuerySerializer], responses={200: dict}, summary="Fired triggers, retrains, promotions")
+    @extend_schema_serializer(component_name="MonitoringEventsResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        user_id = serializers.CharField()
+        model_type = ModelTypeField()
+        events = MonitoringEventSerializer(many=True, help_text="newest first")
+
+    @extend_schema(
+        parameters=[QuerySerializer, MODEL_TYPE_PATH_PARAMETER],
+        responses={200: OutputSerializer, **error_responses(400, 403)},
+        summary="Fired triggers, retrains, promotions",
+    )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
         model_type_path_check(model_type)
@@ -151,7 +204,18 @@ class TriggerSettingsApi(APIView):
                 )
             return attrs
 
-    @extend_schema(responses={200: dict}, summary="A tenant's retraining trigger settings (defaults and overrides)")
+    @extend_schema_serializer(component_name="TriggerSettingsResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        effective = TriggerSettingsValuesSerializer(help_text="defaults with the overrides applied")
+        overrides = TriggerOverridesSerializer()
+        defaults = TriggerSettingsValuesSerializer()
+
+    @extend_schema(
+        parameters=[MODEL_TYPE_PATH_PARAMETER],
+        responses={200: OutputSerializer, **error_responses(400, 403)},
+        summary="A tenant's retraining trigger settings (defaults and overrides)",
+    )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
         model_type_path_check(model_type)
@@ -159,7 +223,8 @@ class TriggerSettingsApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: dict},
+        parameters=[MODEL_TYPE_PATH_PARAMETER],
+        responses={200: OutputSerializer, **error_responses(400, 403, 413)},
         summary="Override trigger settings (null resets one to the default)",
     )
     def put(self, request: Request, user_id: str, model_type: str) -> Response:
@@ -174,7 +239,7 @@ class TriggerSettingsApi(APIView):
 
 
 class WebhookApi(APIView):
-    @extend_schema_serializer(component_name="WebhookRequest")
+    @extend_schema_serializer(component_name="Webhook")
     class InputSerializer(serializers.Serializer):
         url = serializers.URLField(max_length=500)
         secret = serializers.CharField(min_length=16, max_length=200, required=False)
@@ -186,7 +251,20 @@ class WebhookApi(APIView):
                 raise serializers.ValidationError(f"webhook URL refused: {refusal}")
             return url
 
-    @extend_schema(responses={200: dict}, summary="The tenant's event webhook (the secret is never shown again)")
+    @extend_schema_serializer(component_name="WebhookResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        url = serializers.URLField()
+        enabled = serializers.BooleanField()
+
+    @extend_schema_serializer(component_name="WebhookCreatedResponse")
+    class CreatedOutputSerializer(OutputSerializer):
+        secret = serializers.CharField(help_text="signs every delivery; shown this once")
+
+    @extend_schema(
+        responses={200: OutputSerializer, **error_responses(403, 404)},
+        summary="The tenant's event webhook (the secret is never shown again)",
+    )
     def get(self, request: Request, user_id: str) -> Response:
         tenant_authorize(request, user_id)
         webhook = TenantWebhook.objects.filter(tenant=user_id).first()
@@ -194,7 +272,11 @@ class WebhookApi(APIView):
             raise NotFoundError(f"user_id '{user_id}' has no webhook")
         return Response({"success": True, "url": webhook.url, "enabled": webhook.enabled})
 
-    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Set the tenant's event webhook")
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: CreatedOutputSerializer, **error_responses(400, 403, 413)},
+        summary="Set the tenant's event webhook",
+    )
     def put(self, request: Request, user_id: str) -> Response:
         tenant_authorize(request, user_id)
         serializer = self.InputSerializer(data=request.data)
@@ -207,7 +289,10 @@ class WebhookApi(APIView):
         # The secret is shown once, like an API token's key.
         return Response({"success": True, "url": data["url"], "enabled": data["enabled"], "secret": secret})
 
-    @extend_schema(responses={200: dict}, summary="Remove the tenant's event webhook")
+    @extend_schema(
+        responses={200: SuccessSerializer, **error_responses(403, 404)},
+        summary="Remove the tenant's event webhook",
+    )
     def delete(self, request: Request, user_id: str) -> Response:
         tenant_authorize(request, user_id)
         deleted, _ = TenantWebhook.objects.filter(tenant=user_id).delete()
@@ -217,15 +302,20 @@ class WebhookApi(APIView):
 
 
 class ModelRetrainApi(APIView):
-    @extend_schema_serializer(component_name="RetrainRequest")
+    @extend_schema_serializer(component_name="ModelRetrain")
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False, help_text="default: the active version, else the latest")
         reason = serializers.CharField(max_length=1000, required=False, default="requested through the API")
 
+    @extend_schema_serializer(component_name="ModelRetrainResponse")
+    class OutputSerializer(TrainingJobSerializer):
+        retrain_of = serializers.IntegerField(help_text="the version retrained")
+        status_url = serializers.CharField(help_text="GET it to follow the job")
+
     @extend_schema(
         request=InputSerializer,
         parameters=[OpenApiParameter("user_id", str, location=OpenApiParameter.PATH)],
-        responses={202: dict},
+        responses={202: OutputSerializer, **error_responses(400, 403, 404, 409, 413)},
         summary="Retrain a model now with its own algorithm and configuration",
     )
     def post(self, request: Request, user_id: str, model_name: str) -> Response:

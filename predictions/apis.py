@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema_serializer, extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,8 +11,26 @@ from rest_framework.views import APIView
 
 from leadml.fields import ModelTypeField, UserIdField, model_type_path_check
 from leadml.ml.types import is_classification
+from leadml.serializers import MODEL_TYPE_PATH_PARAMETER, error_responses
+from monitoring.serializers import MonitoringSummarySerializer
 from monitoring.services.report import monitoring_summary
 from predictions.insights import insights_get
+from predictions.models import Prediction
+from predictions.serializers import (
+    PREDICTION_CLASSES,
+    TIERS,
+    VALUE_CATEGORIES,
+    ActiveModelCardSerializer,
+    BatchPredictionField,
+    ConfidenceDetailSerializer,
+    ExplanationSerializer,
+    FeatureImportanceSerializer,
+    ImportanceTrendPointSerializer,
+    MetricSummarySerializer,
+    ModelInfoSerializer,
+    PredictionPatternsSerializer,
+    ReasonSerializer,
+)
 from predictions.services import ScoringResult, predictions_make
 from registry.authentication import tenant_authorize
 from registry.selectors import model_version_get_active
@@ -22,7 +40,7 @@ PREDICTION_TYPE = {True: "lead_conversion", False: "customer_lifetime_value"}
 
 
 class PredictApi(APIView):
-    @extend_schema_serializer(component_name="PredictRequest")
+    @extend_schema_serializer(component_name="Predict")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         user_id = UserIdField()
@@ -35,7 +53,36 @@ class PredictApi(APIView):
         data = serializers.DictField(allow_empty=False)
         explain = serializers.BooleanField(default=True, help_text="add the record's reasons (default true)")
 
-    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Score one lead or customer")
+    @extend_schema_serializer(component_name="PredictResponse")
+    class OutputSerializer(serializers.Serializer):
+        """The original service's fields (one of each lead / CLV pair is null), then ours."""
+
+        success = serializers.BooleanField()
+        prediction_type = ModelTypeField()
+        conversion_probability = serializers.FloatField(allow_null=True, help_text="leads")
+        lifetime_value = serializers.FloatField(allow_null=True, help_text="CLV")
+        confidence = serializers.FloatField()
+        confidence_detail = ConfidenceDetailSerializer()
+        prediction_class = serializers.ChoiceField(choices=PREDICTION_CLASSES, allow_null=True, help_text="leads")
+        value_category = serializers.ChoiceField(choices=VALUE_CATEGORIES, allow_null=True, help_text="CLV")
+        feature_importance = FeatureImportanceSerializer()
+        model_info = ModelInfoSerializer()
+        error = serializers.CharField(allow_null=True, help_text="always null: errors are 4xx answers")
+        prediction_id = serializers.IntegerField(help_text="send it back with POST /outcomes")
+        model_version = serializers.IntegerField(allow_null=True, help_text="null for the rules fallback")
+        source = serializers.ChoiceField(choices=Prediction.Source.choices)
+        score = serializers.IntegerField(allow_null=True, help_text="0-100; null for CLV scored by the rules")
+        tier = serializers.ChoiceField(choices=TIERS, allow_null=True)
+        warnings = serializers.ListField(child=serializers.CharField())
+        reasons = ReasonSerializer(many=True, required=False, help_text="with explain: true (the default)")
+        explanation = ExplanationSerializer(required=False, help_text="models only")
+        fallback_reason = serializers.CharField(required=False, help_text="why the rules answered (source rules)")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 403, 404, 413)},
+        summary="Score one lead or customer",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -88,7 +135,7 @@ def _reasons_of(output: dict[str, Any]) -> dict[str, Any]:
 
 
 class PredictBatchApi(APIView):
-    @extend_schema_serializer(component_name="PredictBatchRequest")
+    @extend_schema_serializer(component_name="PredictBatch")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         user_id = UserIdField()
@@ -101,7 +148,23 @@ class PredictBatchApi(APIView):
         data = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
         explain = serializers.BooleanField(default=False, help_text="add each record's reasons (slower)")
 
-    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Score many leads or customers")
+    @extend_schema_serializer(component_name="PredictBatchResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        prediction_type = ModelTypeField()
+        total_predictions = serializers.IntegerField()
+        predictions = serializers.ListField(child=BatchPredictionField(), help_text="in the order of data")
+        model_info = ModelInfoSerializer()
+        model_version = serializers.IntegerField(allow_null=True, help_text="null for the rules fallback")
+        source = serializers.ChoiceField(choices=Prediction.Source.choices)
+        feature_importance = FeatureImportanceSerializer()
+        fallback_reason = serializers.CharField(required=False, help_text="why the rules answered (source rules)")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 403, 404, 413)},
+        summary="Score many leads or customers",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -159,7 +222,36 @@ class PredictBatchApi(APIView):
 
 
 class InsightsApi(APIView):
-    @extend_schema(responses={200: dict}, summary="A tenant's models and predictions at a glance")
+    @extend_schema_serializer(component_name="InsightsResponse")
+    class OutputSerializer(serializers.Serializer):
+        """The original service's insight fields, the active version's card and its monitoring summary."""
+
+        success = serializers.BooleanField(help_text="false (with error) when the tenant has no model of this type")
+        error = serializers.CharField(required=False, help_text="No models available for insights")
+        detail = serializers.CharField(required=False, help_text="the same message as error")
+        user_id = serializers.CharField()
+        model_type = ModelTypeField()
+        total_models = serializers.IntegerField()
+        model_types = serializers.ListField(
+            child=serializers.CharField(), help_text="the original's name: the algorithms of the models, each once"
+        )
+        model_type_counts = serializers.DictField(child=serializers.IntegerField(), help_text="model type → versions")
+        avg_performance = serializers.DictField(
+            child=MetricSummarySerializer(), help_text="metric → its summary over the versions"
+        )
+        feature_importance_trends = serializers.DictField(
+            child=serializers.ListField(child=ImportanceTrendPointSerializer()),
+            help_text="input column → its weight in each version, oldest first",
+        )
+        prediction_patterns = PredictionPatternsSerializer()
+        active_model = ActiveModelCardSerializer(allow_null=True)
+        monitoring = MonitoringSummarySerializer(allow_null=True)
+
+    @extend_schema(
+        parameters=[MODEL_TYPE_PATH_PARAMETER],
+        responses={200: OutputSerializer, **error_responses(400, 403)},
+        summary="A tenant's models and predictions at a glance",
+    )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
         tenant_authorize(request, user_id)
         model_type_path_check(model_type)

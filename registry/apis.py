@@ -1,22 +1,38 @@
 """Model listing, deletion and activation over HTTP."""
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema_serializer, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadml.errors import NotFoundError
+from leadml.serializers import error_responses
 from registry.authentication import tenant_authorize
 from registry.cache import bundle_forget
 from registry.presenters import model_version_summary, promotion_event_summary
 from registry.selectors import model_version_list, model_versions_for_name, promotion_history
+from registry.serializers import ModelVersionSummarySerializer, PromotionEventSerializer
 from registry.services import model_version_activate, model_versions_delete
 
 
 class ModelListApi(APIView):
-    @extend_schema(responses={200: dict}, summary="Every model version of a tenant")
+    @extend_schema_serializer(component_name="ModelListResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        user_id = serializers.CharField()
+        total_models = serializers.IntegerField(help_text="versions, of every model")
+        models = ModelVersionSummarySerializer(many=True)
+        promotion_history = serializers.DictField(
+            child=PromotionEventSerializer(many=True),
+            help_text="model type → its latest 50 changes of the active version",
+        )
+
+    @extend_schema(
+        responses={200: OutputSerializer, **error_responses(403)},
+        summary="Every model version of a tenant",
+    )
     def get(self, request: Request, user_id: str) -> Response:
         tenant_authorize(request, user_id)
         versions = list(model_version_list(tenant=user_id))
@@ -39,12 +55,18 @@ class ModelListApi(APIView):
 
 
 class ModelDeleteApi(APIView):
+    @extend_schema_serializer(component_name="ModelDeleteResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        deleted_versions = serializers.ListField(child=serializers.IntegerField())
+        deleted = serializers.IntegerField(help_text="how many versions were deleted")
+
     @extend_schema(
         parameters=[
             OpenApiParameter("force", bool, description="Also delete the active version"),
             OpenApiParameter("version", int, description="Delete only this version"),
         ],
-        responses={200: dict},
+        responses={200: OutputSerializer, **error_responses(403, 404, 409)},
         summary="Delete a model (all versions, or one)",
     )
     def delete(self, request: Request, user_id: str, model_name: str) -> Response:
@@ -63,12 +85,22 @@ class ModelDeleteApi(APIView):
 
 
 class ModelActivateApi(APIView):
-    @extend_schema_serializer(component_name="ActivateRequest")
+    @extend_schema_serializer(component_name="ModelActivate")
     class InputSerializer(serializers.Serializer):
         version = serializers.IntegerField(min_value=1, required=False)
         reason = serializers.CharField(max_length=1000)
 
-    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Activate or roll back to a version")
+    @extend_schema_serializer(component_name="ModelActivateResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        model = ModelVersionSummarySerializer(help_text="the version now active")
+        promotion_history = PromotionEventSerializer(many=True, help_text="the model type's latest 20 changes")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 403, 404, 413)},
+        summary="Activate or roll back to a version",
+    )
     def post(self, request: Request, user_id: str, model_name: str) -> Response:
         tenant_authorize(request, user_id)
         serializer = self.InputSerializer(data=request.data)

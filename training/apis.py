@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import extend_schema_field, extend_schema_serializer, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,10 +16,23 @@ from leadml.fields import ModelTypeField, UserIdField
 from leadml.ml.pipeline import ALGORITHM_CHOICES
 from leadml.ml.preprocess import preprocess_records
 from leadml.records import records_check
+from leadml.serializers import (
+    DroppedColumnSerializer,
+    FeatureEngineeringReportSerializer,
+    PreprocessingOptionsSerializer,
+    QualityReportSerializer,
+    error_responses,
+)
 from registry.authentication import tenant_authorize, tenant_scope
 from registry.presenters import metrics_with_original_names, model_version_metadata
 from training.models import Dataset, TrainingJob
 from training.selectors import dataset_get, training_job_get
+from training.serializers import (
+    DatasetSerializer,
+    FeatureSelectionSerializer,
+    TrainingJobSerializer,
+    TrainResultSerializer,
+)
 from training.services.datasets import csv_read, dataset_create, rows_validate, transactions_dataset_create
 from training.services.jobs import training_job_cancel, training_job_create, training_job_wait
 
@@ -70,7 +83,7 @@ class PositiveValuesField(serializers.Field):
 
 
 class DatasetCreateApi(APIView):
-    @extend_schema_serializer(component_name="DatasetCreateRequest")
+    @extend_schema_serializer(component_name="DatasetCreate")
     class InputSerializer(serializers.Serializer):
         user_id = UserIdField()
         model_type = ModelTypeField()
@@ -115,7 +128,11 @@ class DatasetCreateApi(APIView):
                 raise serializers.ValidationError({"target": ["this field is required"]})
             return attrs
 
-    @extend_schema(request=InputSerializer, responses={201: dict}, summary="Upload training data (CSV or JSON rows)")
+    @extend_schema(
+        request=InputSerializer,
+        responses={201: DatasetSerializer, **error_responses(400, 403, 413)},
+        summary="Upload training data (CSV or JSON rows)",
+    )
     def post(self, request: Request) -> Response:
         content_length = int(request.META.get("CONTENT_LENGTH") or 0)
         if content_length > settings.LEADML_MAX_UPLOAD_BYTES:
@@ -155,7 +172,10 @@ class DatasetCreateApi(APIView):
 
 
 class DatasetDetailApi(APIView):
-    @extend_schema(responses={200: dict}, summary="A dataset's summary and quality report")
+    @extend_schema(
+        responses={200: DatasetSerializer, **error_responses(404)},
+        summary="A dataset's summary and quality report",
+    )
     def get(self, request: Request, dataset_id: str) -> Response:
         dataset = dataset_get(dataset_id=dataset_id, tenant_scope=tenant_scope(request))
         return Response(dataset_summary(dataset))
@@ -230,13 +250,17 @@ class TrainApi(APIView):
                 )
             return attrs
 
-    @extend_schema_serializer(component_name="TrainRequest")
+    @extend_schema_serializer(component_name="Train")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         algorithm = serializers.ChoiceField(choices=ALGORITHM_CHOICES, default="gradient_boosting")
         model_name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
         user_id = UserIdField()
         training_config = serializers.JSONField(required=False, default=dict)
+
+    @extend_schema_serializer(component_name="TrainAcceptedResponse")
+    class AcceptedOutputSerializer(TrainingJobSerializer):
+        status_url = serializers.CharField(help_text="GET it to follow the job")
 
     @extend_schema(
         request=InputSerializer,
@@ -249,7 +273,11 @@ class TrainApi(APIView):
                 "Prefer", str, location=OpenApiParameter.HEADER, description="respond-async: answer 202 at once"
             ),
         ],
-        responses={202: dict, 200: dict},
+        responses={
+            200: TrainResultSerializer,
+            202: AcceptedOutputSerializer,
+            **error_responses(400, 403, 404, 409, 413, 422),
+        },
         summary="Train a model (waits for the job and answers in the original shape, or 202 with the job)",
     )
     def post(self, request: Request) -> Response:
@@ -325,14 +353,21 @@ def _wait_param(request: Request) -> int:
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses={200: dict}, summary="A training job's status, progress, log and result")
+    @extend_schema(
+        responses={200: TrainingJobSerializer, **error_responses(404)},
+        summary="A training job's status, progress, log and result",
+    )
     def get(self, request: Request, job_id: str) -> Response:
         job = training_job_get(job_id=job_id, tenant_scope=tenant_scope(request))
         return Response(job_summary(job))
 
 
 class JobCancelApi(APIView):
-    @extend_schema(request=None, responses={200: dict}, summary="Cancel a queued or running job")
+    @extend_schema(
+        request=None,
+        responses={200: TrainingJobSerializer, **error_responses(404, 409)},
+        summary="Cancel a queued or running job",
+    )
     def post(self, request: Request, job_id: str) -> Response:
         job = training_job_get(job_id=job_id, tenant_scope=tenant_scope(request))
         job = training_job_cancel(job=job)
@@ -340,7 +375,7 @@ class JobCancelApi(APIView):
 
 
 class PreprocessApi(APIView):
-    @extend_schema_serializer(component_name="PreprocessRequest")
+    @extend_schema_serializer(component_name="Preprocess")
     class InputSerializer(serializers.Serializer):
         data = serializers.JSONField(help_text="One record (object) or a list of records")
         config = serializers.DictField(required=False, default=dict)
@@ -357,7 +392,27 @@ class PreprocessApi(APIView):
             records_check(records, field="data", indexed=isinstance(value, list))
             return records
 
-    @extend_schema(request=InputSerializer, responses={200: dict}, summary="Preview preprocessing on records")
+    @extend_schema_serializer(component_name="PreprocessResponse")
+    class OutputSerializer(serializers.Serializer):
+        success = serializers.BooleanField()
+        processed_data = serializers.ListField(
+            child=serializers.DictField(child=serializers.FloatField(allow_null=True)),
+            help_text="each record as the model would see it: output column → value",
+        )
+        quality_report = QualityReportSerializer()
+        original_shape = serializers.ListField(child=serializers.IntegerField(), help_text="[rows, columns]")
+        processed_shape = serializers.ListField(child=serializers.IntegerField(), help_text="[rows, columns]")
+        feature_names = serializers.ListField(child=serializers.CharField())
+        preprocessing = PreprocessingOptionsSerializer(help_text="the options in effect, defaults filled in")
+        feature_engineering = FeatureEngineeringReportSerializer()
+        dropped_columns = DroppedColumnSerializer(many=True)
+        feature_selection = FeatureSelectionSerializer(allow_null=True, help_text="with feature_selection and a target")
+
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(400, 413)},
+        summary="Preview preprocessing on records",
+    )
     def post(self, request: Request) -> Response:
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
