@@ -56,6 +56,28 @@ def error_body(message: str, details: dict[str, Any] | None = None) -> dict[str,
     return {"success": False, "error": message, "detail": message, "details": details or {}}
 
 
+def error_details_flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn a DRF error tree into `{field path: [messages]}`: `{"features": {0: [...]}}` → `features[0]`."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            if isinstance(key, int):
+                path = f"{prefix}[{key}]"
+            elif prefix and key not in ("non_field_errors",):
+                path = f"{prefix}.{key}"
+            else:
+                path = prefix or str(key)
+            flat |= error_details_flatten(value, path)
+        return flat
+    if isinstance(detail, list) and any(isinstance(item, (dict, list)) for item in detail):
+        flat = {}
+        for index, item in enumerate(detail):
+            flat |= error_details_flatten(item, f"{prefix}[{index}]")
+        return flat
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(message) for message in messages]}
+
+
 def _first_message(detail: Any) -> str:
     """Return a readable one-line summary of a DRF error detail tree."""
     if isinstance(detail, dict):
@@ -99,7 +121,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
 
     if isinstance(exc, exceptions.ValidationError):
-        details = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        details = error_details_flatten(exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail})
         response.data = error_body(_first_message(details), details)
     else:
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data

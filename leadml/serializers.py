@@ -26,8 +26,7 @@ _MESSAGES = {"type": "array", "items": {"type": "string"}}
 @extend_schema_field(
     {
         "type": "object",
-        # A list field's per-item errors come keyed by the item's position (DRF's nesting).
-        "additionalProperties": {"anyOf": [_MESSAGES, {"type": "object", "additionalProperties": _MESSAGES}]},
+        "additionalProperties": _MESSAGES,
         "description": "field (dotted for nested input, e.g. `data[3].lead_score`) → messages",
     }
 )

@@ -1,7 +1,7 @@
 """Model listing, deletion and activation over HTTP."""
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -61,23 +61,28 @@ class ModelDeleteApi(APIView):
         deleted_versions = serializers.ListField(child=serializers.IntegerField())
         deleted = serializers.IntegerField(help_text="how many versions were deleted")
 
+    class QuerySerializer(serializers.Serializer):
+        force = serializers.BooleanField(default=False, help_text="Also delete the active version")
+        version = serializers.IntegerField(
+            min_value=1, max_value=2_147_483_647, required=False, help_text="Delete only this version"
+        )
+
     @extend_schema(
-        parameters=[
-            OpenApiParameter("force", bool, description="Also delete the active version"),
-            OpenApiParameter("version", int, description="Delete only this version"),
-        ],
-        responses={200: OutputSerializer, **error_responses(403, 404, 409)},
+        parameters=[QuerySerializer],
+        responses={200: OutputSerializer, **error_responses(400, 403, 404, 409)},
         summary="Delete a model (all versions, or one)",
     )
     def delete(self, request: Request, user_id: str, model_name: str) -> Response:
         tenant_authorize(request, user_id)
+        query = self.QuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         versions = model_versions_for_name(tenant=user_id, name=model_name)
-        wanted = request.query_params.get("version")
-        if wanted:
-            versions = [version for version in versions if str(version.version) == wanted]
+        wanted = query.validated_data.get("version")
+        if wanted is not None:
+            versions = [version for version in versions if version.version == wanted]
             if not versions:
                 raise NotFoundError(f"model '{model_name}' has no version {wanted}")
-        force = request.query_params.get("force", "").lower() in ("1", "true", "yes")
+        force = query.validated_data["force"]
         deleted = model_versions_delete(versions=versions, force=force)
         for version in versions:
             bundle_forget(version.pk)

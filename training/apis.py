@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import ApplicationError, PayloadTooLargeError
+from leadml.errors import ApplicationError, PayloadTooLargeError, error_details_flatten
 from leadml.fields import ModelTypeField, UserIdField
 from leadml.ml.pipeline import ALGORITHM_CHOICES
 from leadml.ml.preprocess import preprocess_records
@@ -290,9 +290,9 @@ class TrainApi(APIView):
             raise ApplicationError("training_config must be an object", details={"training_config": ["not an object"]})
         config_serializer = self.TrainingConfigSerializer(data=raw_config)
         if not config_serializer.is_valid():
-            details = {f"training_config.{key}": value for key, value in config_serializer.errors.items()}
-            first = next(iter(details.items()))
-            raise ApplicationError(f"{first[0]}: {first[1][0]}", details=details)
+            details = error_details_flatten(config_serializer.errors, "training_config")
+            field, messages = next(iter(details.items()))
+            raise ApplicationError(f"{field}: {messages[0]}", details=details)
         training_config = {**raw_config, **{k: v for k, v in config_serializer.validated_data.items()}}
         if "dataset_id" in training_config:
             training_config["dataset_id"] = str(training_config["dataset_id"])

@@ -60,7 +60,7 @@ COVERED: dict[str, set[Answer]] = {
         ("POST", "/models/{user_id}/{model_name}/activate", 400),
         ("POST", "/models/{user_id}/{model_name}/activate", 404),
         ("DELETE", "/models/{user_id}/{model_name}", 200), ("DELETE", "/models/{user_id}/{model_name}", 404),
-        ("DELETE", "/models/{user_id}/{model_name}", 409),
+        ("DELETE", "/models/{user_id}/{model_name}", 409), ("DELETE", "/models/{user_id}/{model_name}", 400),
         ("POST", "/models/{user_id}/{model_name}/retrain", 202),
         ("POST", "/models/{user_id}/{model_name}/retrain", 400),
         ("POST", "/models/{user_id}/{model_name}/retrain", 404),
@@ -404,6 +404,7 @@ def test_models_listing_activation_deletion_and_retrain_match_the_schema(
 
     contract.check(api.delete(f"{models}/second"), 409)
     contract.check(api.delete(f"{models}/bare?version=9"), 404)
+    contract.check(api.delete(f"{models}/bare?version=abc"), 400)
     contract.check(api.delete(f"{models}/bare"), 200)
 
     contract.check(api.post(f"{models}/leads_lr/retrain", {"version": 0}, format="json"), 400)
@@ -445,7 +446,9 @@ def test_datasets_training_jobs_and_preprocessing_match_the_schema(
     contract.check(api.get(f"/jobs/{MISSING_ID}"), 404)
 
     nested = contract.check(api.post("/train", train | {"training_config": {"features": [{}]}}, format="json"), 400)
-    assert isinstance(nested["details"]["training_config.features"], dict)  # per-item errors by position
+    # Per-item errors are named by their path, with plain messages (no error objects in the text).
+    assert nested["details"]["training_config.features[0]"] == ["Not a valid string."]
+    assert nested["error"] == "training_config.features[0]: Not a valid string."
     contract.check(api.post("/train", train | {"algorithm": "magic"}, format="json"), 400)
     contract.check(api.post("/train", train | {"user_id": OTHER_TENANT}, format="json"), 403)
     contract.check(api.post("/train", train | {"training_config": {"dataset_id": MISSING_ID}}, format="json"), 404)
