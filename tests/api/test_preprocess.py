@@ -130,3 +130,22 @@ def test_extreme_values_are_read_as_missing_not_a_crash(api: APIClient) -> None:
     body = response.json()
     assert body["feature_engineering"]["interactions"] == ["b__x__b"]  # the duplicate pair once
     assert all(value is None or abs(value) < 1e300 for row in body["processed_data"] for value in row.values())
+
+
+def test_the_original_option_names_are_read_as_ours(api: APIClient) -> None:
+    """`scaling_method` and `feature_selection: {method, k}`, as the original service read them."""
+    original = post(api, RECORDS, {"scaling_method": "none", "feature_engineering": {"log_transform": False}}).json()
+    ours = post(api, RECORDS, {"scaling": "none", "feature_engineering": {"log_transform": False}}).json()
+    def timeless(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:  # ages move with the clock between calls
+        return [{key: value for key, value in row.items() if not key.endswith("__age_days")} for row in rows]
+
+    assert timeless(original["processed_data"]) == timeless(ours["processed_data"])
+    assert original["processed_data"][0]["visits"] == 1.0  # not scaled
+    selected = post(api, RECORDS + RECORDS, {"feature_selection": {"method": "k_best", "k": 3}, "target": "visits",
+                                             "model_type": "customer_lifetime_value"})
+    assert selected.status_code == 200, selected.json()
+    assert len(selected.json()["feature_names"]) == 3
+    clash = post(api, RECORDS, {"scaling_method": "none", "preprocessing": {"scaling": "minmax"}})
+    assert clash.status_code == 400 and "preprocessing.scaling_method" in clash.json()["details"]
+    bad = post(api, RECORDS, {"feature_selection": {"method": "k_best", "n": 3}})
+    assert bad.status_code == 400 and "preprocessing.feature_selection.n" in bad.json()["details"]
