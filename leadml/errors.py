@@ -12,6 +12,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from leadml.ml.errors import ConfigError, DataError, InputError
 from rest_framework import exceptions, status
@@ -19,6 +20,8 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 logger = logging.getLogger(__name__)
+# What a 503 asks the caller to wait: a database restart takes seconds.
+RETRY_AFTER_SECONDS = 5
 
 
 class ApplicationError(Exception):
@@ -50,6 +53,12 @@ class PayloadTooLargeError(ApplicationError):
 
 class ConflictError(ApplicationError):
     status_code = status.HTTP_409_CONFLICT
+
+
+class ServiceUnavailableError(ApplicationError):
+    """A dependency (the database, the job broker) cannot be reached: retry later (503)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
 
 
 def error_body(message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,10 +104,22 @@ def _first_message(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Turn any exception raised in a view into the one error shape."""
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.message, exc.details), status=exc.status_code)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
+        return Response(error_body(exc.message, exc.details), status=exc.status_code, headers=headers)
     if isinstance(exc, (ConfigError, DataError, InputError)):
         # The ML core refusing a request's data or options: the caller's to fix.
         return Response(error_body(exc.message, {exc.field or "non_field_errors": [exc.message]}), status=400)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is down, restarting or locked: the caller should retry, not give up.
+        logger.warning("database_unavailable view=%s error=%s", context.get("view").__class__.__name__, exc)
+        return Response(
+            error_body("The database is unavailable; retry shortly.", {"database": [exc.__class__.__name__]}),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if isinstance(exc, RecursionError):
+        # Input nested deeper than anything here walks (the parser stops most of it first).
+        return Response(error_body("the request is nested too deeply to process", {"body": ["nested too deep"]}), status=400)
     if isinstance(exc, RequestDataTooBig):
         return Response(
             error_body(f"Request body too large: {exc}"),

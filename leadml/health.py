@@ -1,4 +1,9 @@
-"""`GET /health`: database, job queue and model storage, 503 when degraded."""
+"""`GET /health`: database, job queue, model storage and models.
+
+`status` is `healthy` (200), `degraded` (200: still serving; a queue down, a broken
+version, an artifact this process could not load) or `unhealthy` (503: the database or
+the model storage is down, route elsewhere).
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -56,14 +61,23 @@ def _check_model_storage() -> dict[str, Any]:
     return {"status": "up"}
 
 
-def _broken_models() -> dict[str, Any]:
+def _models() -> dict[str, Any]:
+    """Versions broken for everyone (the database says so) and artifacts this process could not load."""
+    from registry.cache import artifact_faults
     from registry.models import ModelVersion
 
+    faults = len(artifact_faults())
     try:
         broken = ModelVersion.objects.filter(status=ModelVersion.Status.BROKEN).count()
     except Exception:  # database down: already reported by the database check
-        return {"status": "unknown"}
-    return {"status": "degraded" if broken else "up", "broken_versions": broken}
+        return {"status": "unknown", "artifact_faults": faults}
+    return {"status": "degraded" if broken or faults else "up", "broken_versions": broken, "artifact_faults": faults}
+
+
+# Without these a process cannot serve: a load balancer should route elsewhere (503).
+# The others only degrade it (200): a queue that is down stops training, not scoring;
+# a model this host cannot load is served by an older version or the rules.
+ESSENTIAL = ("database", "model_storage")
 
 
 class HealthApi(APIView):
@@ -74,7 +88,7 @@ class HealthApi(APIView):
     @extend_schema(
         responses={
             200: HealthSerializer,
-            503: OpenApiResponse(HealthSerializer, description="Degraded: a service is down"),
+            503: OpenApiResponse(HealthSerializer, description="Unhealthy: the database or model storage is down"),
             **error_responses(authenticated=False),
         },
         summary="Service health",
@@ -85,11 +99,11 @@ class HealthApi(APIView):
             "job_queue": _check_job_queue(),
             "model_storage": _check_model_storage(),
         }
-        if services["database"]["status"] == "up":
-            services["models"] = _broken_models()
-        degraded = any(service["status"] not in ("up",) for service in services.values())
+        services["models"] = _models() if services["database"]["status"] == "up" else {"status": "unknown"}
+        unhealthy = any(services[name]["status"] != "up" for name in ESSENTIAL)
+        degraded = any(service["status"] != "up" for service in services.values())
         body = {
-            "status": "degraded" if degraded else "healthy",
+            "status": "unhealthy" if unhealthy else "degraded" if degraded else "healthy",
             "timestamp": timezone.now().isoformat(),
             "version": leadml.__version__,
             # The original service's shape: one word per service. The details are in `checks`.
@@ -98,4 +112,4 @@ class HealthApi(APIView):
             },
             "checks": services,
         }
-        return Response(body, status=503 if degraded else 200)
+        return Response(body, status=503 if unhealthy else 200)

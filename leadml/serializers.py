@@ -177,24 +177,33 @@ class ModelStorageCheckSerializer(serializers.Serializer):
 
 
 class ModelsCheckSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=("up", "degraded", "unknown"), help_text="degraded: broken versions")
-    broken_versions = serializers.IntegerField(required=False)
+    status = serializers.ChoiceField(
+        choices=("up", "degraded", "unknown"),
+        help_text="degraded: broken versions, or artifacts this process could not load; unknown: database down",
+    )
+    broken_versions = serializers.IntegerField(required=False, help_text="versions no host can serve")
+    artifact_faults = serializers.IntegerField(
+        required=False, help_text="versions whose artifact this process could not load (served by an older version)"
+    )
 
 
 class HealthChecksSerializer(serializers.Serializer):
     database = DatabaseCheckSerializer()
     job_queue = JobQueueCheckSerializer()
     model_storage = ModelStorageCheckSerializer()
-    models = ModelsCheckSerializer(required=False, help_text="only while the database is up")
+    models = ModelsCheckSerializer()
 
 
 @extend_schema_serializer(component_name="HealthResponse")
 class HealthSerializer(serializers.Serializer):
-    status = serializers.ChoiceField(choices=("healthy", "degraded"))
+    status = serializers.ChoiceField(
+        choices=("healthy", "degraded", "unhealthy"),
+        help_text="healthy and degraded answer 200 (serving); unhealthy 503 (database or model storage down)",
+    )
     timestamp = serializers.DateTimeField()
     version = serializers.CharField()
     services = serializers.DictField(
         child=serializers.ChoiceField(choices=("available", "unavailable")),
-        help_text="database, job_queue, model_storage and (database up) models → one word each",
+        help_text="database, job_queue, model_storage and models → one word each",
     )
     checks = HealthChecksSerializer()

@@ -22,7 +22,7 @@ from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.confidence import class_probability, lead_confidence
-from leadml.ml.errors import ArtifactIntegrityError, DataError, InputError
+from leadml.ml.errors import DataError, InputError
 from leadml.ml.nested import flatten_records
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
@@ -30,9 +30,8 @@ from leadml.ml.transactions import features_for_customer
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.storage import PredictionRow, predictions_insert
-from registry.cache import bundle_load, model_version_for_request
+from registry.cache import ArtifactUnusable, bundle_load, model_version_fallbacks_for_request, model_version_for_request
 from registry.models import ModelVersion
-from registry.services import model_version_mark_broken
 
 logger = logging.getLogger(__name__)
 TOP_FEATURES = 10
@@ -173,17 +172,28 @@ def _transactions_check(transactions: Any, as_of: Any, where: str) -> None:
                     raise ApplicationError(f"{name} is a number too large to read", details={name: ["out of range"]})
 
 
-def _load(model_version: ModelVersion) -> tuple[ModelBundle | None, str | None]:
-    if model_version.status == ModelVersion.Status.BROKEN:
-        return None, f"model version {model_version.pk} is broken: {model_version.broken_reason}"
-    try:
-        return bundle_load(model_version), None
-    except ArtifactIntegrityError as error:
-        reason = f"artifact failed its checksum: {error}"
-    except OSError as error:
-        reason = f"artifact could not be read: {error.__class__.__name__}"
-    model_version_mark_broken(model_version=model_version, reason=reason)
-    return None, f"model version {model_version.pk} is unusable ({reason})"
+def _load(model_version: ModelVersion) -> tuple[ModelVersion, ModelBundle | None, str | None, str | None]:
+    """Load the chosen version, or the model's newest older version this host can load.
+
+    Returns (the version served, its bundle or None, why there is no bundle, a warning
+    for every answer when an older version stands in). An artifact this host cannot
+    load is its own fault (registry.cache.bundle_load remembers it and retries): the
+    version is not marked broken for every other host.
+    """
+    if model_version.status != ModelVersion.Status.BROKEN:
+        try:
+            return model_version, bundle_load(model_version), None, None
+        except ArtifactUnusable as error:
+            reason = f"model version {model_version.version} of '{model_version.name}' is unusable here ({error.reason})"
+    else:
+        reason = f"model version {model_version.version} of '{model_version.name}' is broken: {model_version.broken_reason}"
+    for older in model_version_fallbacks_for_request(model_version):
+        try:
+            bundle = bundle_load(older)
+        except ArtifactUnusable:
+            continue
+        return older, bundle, None, f"{reason}; served by version {older.version}"
+    return model_version, None, reason, None
 
 
 def predictions_make(
@@ -218,7 +228,9 @@ def predictions_make(
     resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
     started = time.perf_counter()
     model_version = model_version_for_request(tenant=tenant, model_type=model_type, model_name=model_name, version=version)
-    bundle, fallback_reason = (None, "no trained model for this user_id and model_type") if model_version is None else _load(model_version)
+    bundle, fallback_reason, stand_in = None, "no trained model for this user_id and model_type", None
+    if model_version is not None:
+        model_version, bundle, fallback_reason, stand_in = _load(model_version)
     # Object fields become `field.key` columns, except the model's own columns, whose
     # schema check refuses an object by name (leadml.ml.nested).
     records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
@@ -248,7 +260,8 @@ def predictions_make(
             logger.exception("model_error version=%s", model_version.pk)
             fallback_reason = f"model error: {error.__class__.__name__}"
         else:
-            result = _model_outputs(model_version, bundle, values, prepared.warnings)
+            warnings = [[stand_in, *record] for record in prepared.warnings] if stand_in else prepared.warnings
+            result = _model_outputs(model_version, bundle, values, warnings)
             if explain:
                 _add_reasons(result.outputs, explained, records)
     if result is None:

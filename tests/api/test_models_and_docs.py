@@ -229,6 +229,6 @@ def test_health_is_503_when_database_is_down(
     response = client_for(None).get("/health")
     assert response.status_code == 503
     body = response.json()
-    assert body["status"] == "degraded"
+    assert body["status"] == "unhealthy"
     assert body["services"]["database"] == "unavailable"
     assert body["checks"]["database"]["status"] == "down"

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from predictions.models import Prediction
 from registry.cache import cache_clear
 from registry.models import ModelVersion
+from registry.services import model_version_activate
 from tests.conftest import TENANT, clv_request, lead_request, train_inline, without
 
 # The CRM's request body (SPEC §7, seed README).
@@ -345,29 +346,54 @@ def test_clv_without_model_uses_heuristic(api: APIClient) -> None:
     assert Prediction.objects.get().entity_id == "c-1"
 
 
-def test_tampered_artifact_falls_back_and_marks_version_broken(
+def _flip_a_byte(path: str, offset: int | None = None) -> bytes:
+    """Corrupt an artifact in place; returns the original bytes."""
+    with open(path, "r+b") as handle:
+        original = handle.read()
+        position = len(original) // 2 if offset is None else offset
+        handle.seek(position)
+        handle.write(bytes([original[position] ^ 0xFF]))
+    return original
+
+
+def test_tampered_artifact_falls_back_on_this_host_and_is_not_marked_broken(
     api: APIClient, lead_model: ModelVersion, client_for: Any
 ) -> None:
-    path = storages["models"].path(lead_model.artifact_path)
-    with open(path, "r+b") as handle:
-        data = bytearray(handle.read())
-        data[len(data) // 2] ^= 0xFF
-        handle.seek(0)
-        handle.write(bytes(data))
+    _flip_a_byte(storages["models"].path(lead_model.artifact_path))
     cache_clear()
     response = api.post("/predict", lead_request(CRM_LEAD), format="json")
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["source"] == "rules"
-    assert "checksum" in body["fallback_reason"]
+    assert "checksum" in body["fallback_reason"] and "unusable here" in body["fallback_reason"]
+    # A fault of this host's copy: other hosts may hold a good one, so the version stays active.
     lead_model.refresh_from_db()
-    assert lead_model.status == ModelVersion.Status.BROKEN and lead_model.broken_reason
+    assert lead_model.status == ModelVersion.Status.ACTIVE
     assert Prediction.objects.get().source == "rules"
 
     health = client_for(None).get("/health")
-    assert health.status_code == 503
+    assert health.status_code == 200  # still serving: a load balancer keeps routing here
     assert health.json()["status"] == "degraded"
-    assert health.json()["checks"]["models"]["status"] == "degraded"
+    assert health.json()["checks"]["models"] == {"status": "degraded", "broken_versions": 0, "artifact_faults": 1}
+
+
+def test_a_version_whose_artifact_fails_here_is_served_by_its_older_version_until_restored(
+    api: APIClient, lead_model: ModelVersion
+) -> None:
+    newer = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr").model_version
+    model_version_activate(model_version=newer, actor="test", reason="newer")
+    path = storages["models"].path(newer.artifact_path)
+    original = _flip_a_byte(path)
+
+    stood_in = api.post("/predict", lead_request(CRM_LEAD), format="json").json()
+    assert stood_in["source"] == "model" and stood_in["model_version"] == 1
+    assert any("version 2" in warning and "served by version 1" in warning for warning in stood_in["warnings"])
+    assert Prediction.objects.latest("id").model_version_id == lead_model.pk
+
+    with open(path, "wb") as handle:  # the right bytes restored: the version serves again by itself
+        handle.write(original)
+    restored = api.post("/predict", lead_request(CRM_LEAD), format="json").json()
+    assert restored["model_version"] == 2 and not any("served by" in w for w in restored["warnings"])
 
 
 def test_artifact_corrupted_while_served_is_caught_on_the_next_request(
@@ -375,31 +401,30 @@ def test_artifact_corrupted_while_served_is_caught_on_the_next_request(
 ) -> None:
     first = api.post("/predict", lead_request(CRM_LEAD), format="json")
     assert first.json()["source"] == "model"  # the bundle is now cached in this process
-    path = storages["models"].path(lead_model.artifact_path)
-    with open(path, "r+b") as handle:
-        handle.seek(100)
-        byte = handle.read(1)
-        handle.seek(100)
-        handle.write(bytes([byte[0] ^ 0xFF]))
+    _flip_a_byte(storages["models"].path(lead_model.artifact_path), offset=100)
 
     second = api.post("/predict", lead_request(CRM_LEAD), format="json")
 
     assert second.status_code == 200, second.content
     assert second.json()["source"] == "rules"
     assert "checksum" in second.json()["fallback_reason"]
-    lead_model.refresh_from_db()
-    assert lead_model.status == ModelVersion.Status.BROKEN
 
 
-def test_missing_artifact_falls_back_and_marks_version_broken(api: APIClient, lead_model: ModelVersion) -> None:
+def test_missing_artifact_falls_back_without_reading_again_each_time(
+    api: APIClient, lead_model: ModelVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
     storages["models"].delete(lead_model.artifact_path)
     cache_clear()
     response = api.post("/predict", lead_request(CRM_LEAD), format="json")
     assert response.status_code == 200, response.content
     assert response.json()["source"] == "rules"
-    lead_model.refresh_from_db()
-    assert lead_model.status == ModelVersion.Status.BROKEN
     # Later requests keep answering from the rules without touching the file again.
+    import registry.cache
+
+    def unexpected_read(path: str) -> bytes:
+        raise AssertionError("read the missing artifact again")
+
+    monkeypatch.setattr(registry.cache, "artifact_read", unexpected_read)
     again = api.post("/predict/batch", lead_request([CRM_LEAD]), format="json")
     assert again.status_code == 200 and again.json()["source"] == "rules"
 

@@ -545,5 +545,5 @@ def test_health_answers_match_the_schema(
     anonymous = client_for(None)
     assert contract.check(anonymous.get("/health"), 200)["services"]["database"] == "available"
     monkeypatch.setattr(leadml.health, "_check_model_storage", lambda: {"status": "down", "error": "OSError"})
-    assert contract.check(anonymous.get("/health"), 503)["status"] == "degraded"
+    assert contract.check(anonymous.get("/health"), 503)["status"] == "unhealthy"
     contract.assert_checked(COVERED["health"])
