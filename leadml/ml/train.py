@@ -283,6 +283,8 @@ def train_model(
         baseline_record=typical_record(schema, train_x),
         reference_sample=_reference_sample(train_x, schema, config.random_state),
     )
+    # The parity gate: numpy serves this version only if it reproduces the held-out outputs.
+    bundle.serving = bundle.check_compiled(test_x)
     timings["total"] = time.perf_counter() - started
     report = {
         "rows": quality["rows"],
@@ -306,6 +308,7 @@ def train_model(
         "cross_validation": cross_validation.__dict__,
         "timings_seconds": {key: round(value, 3) for key, value in timings.items()},
         "estimator": type(pipeline.named_steps["model"]).__name__,
+        "serving": bundle.serving.as_dict(),
     }
     return TrainResult(
         bundle=bundle,
