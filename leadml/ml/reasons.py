@@ -58,7 +58,7 @@ from leadml.ml.explain import transformed_sources
 from leadml.ml.features import _as_text, to_datetime
 from leadml.ml.parsing import to_numeric
 from leadml.ml.rules import email_domain
-from leadml.ml.treeshap import MAX_PLAYERS, tree_shapley
+from leadml.ml.treeshap import MAX_PLAYERS, TreeGame, tree_game
 from leadml.ml.types import FeatureSchema
 
 if TYPE_CHECKING:
@@ -131,6 +131,7 @@ class Explainer:
             np.ravel(estimator.coef_) if isinstance(estimator, (LogisticRegression, Ridge)) else None
         )
         self._trees: CompiledScorer | None = None
+        self._tree_game: tuple[bytes, TreeGame | None] | None = None  # keyed by the baseline input
         if exact_trees and self._coefficients is None and 0 < len(self.players) <= MAX_PLAYERS:
             scorer = bundle.compiled_scorer()
             if scorer is not None and isinstance(scorer.model, TreeEnsemble):
@@ -218,7 +219,8 @@ class Explainer:
         # A field equal to the baseline's within _differing's tolerance takes the
         # baseline's exact values, so it is a dummy player of the game: exactly 0.
         snapped = np.where(differing[:, self._column_players], inputs, base_input[None, :])
-        shapley = tree_shapley(scorer.model, snapped, base_input, self._column_players, len(self.players))
+        game = self._game(scorer.model, base_input)
+        shapley = None if game is None else game.shapley(snapped)
         if shapley is None:
             return None
         tolerance = 1e-9 * max(1.0, float(np.max(np.abs(margins))))
@@ -244,6 +246,14 @@ class Explainer:
             }
             explanations.append(Explanation(method="tree_exact", baseline=base_value, contributions=contributions))
         return served[1:], explanations
+
+    def _game(self, ensemble: TreeEnsemble, base_input: np.ndarray) -> TreeGame | None:
+        key = base_input.tobytes()
+        cached = self._tree_game
+        if cached is None or cached[0] != key:  # a new baseline when dates age it
+            cached = (key, tree_game(ensemble, base_input, self._column_players, len(self.players)))
+            self._tree_game = cached
+        return cached[1]
 
     def _plan(self, differing: np.ndarray, max_rows: int, seed: int) -> _Plan:
         players = [player for player, differs in zip(self.players, differing) if differs]

@@ -24,7 +24,7 @@ and every other player gets 0. The ensemble's values are the sums over leaves an
 (Shapley values are linear in the game), so they add up to margin(x) − margin(r)
 exactly, and a player whose columns are equal in x and r gets exactly 0.
 
-`tree_shapley` never lists all leaves. It walks every tree from the root for all
+`TreeGame.shapley` never lists all leaves. It walks every tree from the root for all
 records at once, level by level, keeping one entry per (record, node, A, B) that some
 hybrid reaches: where x and r go the same way there is one child, where they part
 there are two (x's side adds p to A unless p is in B, r's side adds p to B unless p is
@@ -32,6 +32,8 @@ in A), so the walk visits only the leaves some hybrid reaches, a few per tree. T
 is about one traversal of the ensemble per record: the price of a prediction. The
 splits are read exactly as sklearn reads them (float32 inputs for forests, the missing
 value side), through the same `TreeEnsemble` arrays the compiled scorer predicts with.
+`tree_game` reads the reference's side of every split once; explainers keep the game
+while their baseline stays the same.
 
 A and B are bit masks in an int64, so up to `MAX_PLAYERS` players; callers with more use
 another method.
@@ -48,6 +50,9 @@ from leadml.ml.compiled import TreeEnsemble
 MAX_PLAYERS = 63
 # Records walked together: the frontier holds a few entries per tree and record.
 CHUNK_RECORDS = 256
+# Entries that reached a leaf are set aside every this many levels (leaves point to
+# themselves, so they may wait): fewer numpy calls for one record, less work for many.
+SET_ASIDE_LEVELS = 3
 
 
 @dataclass(frozen=True)
@@ -59,123 +64,144 @@ class TreeShapley:
     reference_margins: np.ndarray  # (records,) margin(r): the leaves with A empty, per record
 
 
-def tree_shapley(
-    ensemble: TreeEnsemble, records: np.ndarray, reference: np.ndarray, column_players: np.ndarray, n_players: int
-) -> TreeShapley | None:
-    """Return each record's exact Shapley values against `reference`, or None when not computable.
+@dataclass(frozen=True, eq=False)
+class TreeGame:
+    """The game against one reference: what every record's walk shares, computed once."""
+
+    ensemble: TreeEnsemble
+    reference: np.ndarray  # as the trees compare it (float32 for forests)
+    reference_right: np.ndarray  # bool per node: the reference goes right (never at leaves)
+    node_bits: np.ndarray  # int64 per node: the bit of the player owning its split column
+    n_players: int
+    weights_a: np.ndarray  # [|A|, |B|] -> (|A|−1)!|B|!/(|A|+|B|)!
+    weights_b: np.ndarray  # [|A|, |B|] -> |A|!(|B|−1)!/(|A|+|B|)!
+
+    def shapley(self, records: np.ndarray) -> TreeShapley | None:
+        """Return each record's exact Shapley values, or None for inputs the model refuses."""
+        values = self.ensemble.comparable(np.ascontiguousarray(records, dtype=float))
+        if values is None:
+            return None
+        parts = [self._walk(values[start : start + CHUNK_RECORDS]) for start in range(0, len(values), CHUNK_RECORDS)]
+        if not parts:
+            empty = np.zeros(0)
+            return TreeShapley(np.zeros((0, self.n_players)), empty, empty)
+        return TreeShapley(
+            values=np.vstack([part.values for part in parts]),
+            record_margins=np.concatenate([part.record_margins for part in parts]),
+            reference_margins=np.concatenate([part.reference_margins for part in parts]),
+        )
+
+    def _walk(self, values: np.ndarray) -> TreeShapley:
+        ensemble = self.ensemble
+        rows, width = values.shape
+        flat = values.ravel()
+        has_missing = bool(np.isnan(flat).any())
+        children = ensemble.children.ravel()  # node n's children at 2n (left) and 2n + 1
+        # The frontier: one entry per (record, node, A, B) that some hybrid reaches. A
+        # record is carried as its offset in `flat`; A and B as bit masks.
+        node = np.tile(ensemble.roots, rows)
+        offset = np.repeat(np.arange(rows, dtype=np.int64) * width, ensemble.n_trees)
+        only_x = np.zeros(len(node), dtype=np.int64)
+        only_r = np.zeros(len(node), dtype=np.int64)
+        reached: list[tuple[np.ndarray, ...]] = []
+        level = 0
+        while len(node):
+            if level % SET_ASIDE_LEVELS == 0:
+                at_leaf = ensemble.is_leaf[node]
+                if at_leaf.any():
+                    reached.append((node[at_leaf], offset[at_leaf], only_x[at_leaf], only_r[at_leaf]))
+                    inside = ~at_leaf
+                    node, offset, only_x, only_r = node[inside], offset[inside], only_x[inside], only_r[inside]
+                    if not len(node):
+                        break
+            level += 1
+            x_value = flat[offset + ensemble.feature[node]]
+            if has_missing:
+                x_right = ~(x_value <= ensemble.threshold[node]) & ~(np.isnan(x_value) & ensemble.missing_left[node])
+            else:
+                x_right = x_value > ensemble.threshold[node]
+            r_right = self.reference_right[node]
+            parted = x_right != r_right  # never at a leaf: both stay
+            twice = 2 * node
+            x_child = children[twice + x_right]
+            if not parted.any():
+                node = x_child
+                continue
+            bit = self.node_bits[node]
+            # r's side of a parting: p joins B, unless p is in A (no hybrid gets there).
+            r_side = np.flatnonzero(parted & ((only_x & bit) == 0))
+            r_child = children[twice[r_side] + r_right[r_side]]
+            # x's side: p joins A, unless p is in B.
+            x_only_x = only_x | (bit * parted)
+            x_offset, x_only_r = offset, only_r
+            blocked = parted & ((only_r & bit) != 0)
+            if blocked.any():
+                kept = ~blocked
+                x_child, x_offset, x_only_x, x_only_r = x_child[kept], offset[kept], x_only_x[kept], only_r[kept]
+            node = np.concatenate([x_child, r_child])
+            only_x = np.concatenate([x_only_x, only_x[r_side]])
+            only_r = np.concatenate([x_only_r, only_r[r_side] | bit[r_side]])
+            offset = np.concatenate([x_offset, offset[r_side]])
+        if len(node):
+            reached.append((node, offset, only_x, only_r))
+        return self._leaf_sums(rows, width, reached)
+
+    def _leaf_sums(self, rows: int, width: int, reached: list[tuple[np.ndarray, ...]]) -> TreeShapley:
+        ensemble = self.ensemble
+        node, offset, only_x, only_r = (np.concatenate(column) for column in zip(*reached))
+        record = offset // width
+        value = ensemble.value[node]
+        if ensemble.averaged:
+            value = value / ensemble.n_trees
+        size_a = np.bitwise_count(only_x).astype(np.intp)
+        size_b = np.bitwise_count(only_r).astype(np.intp)
+        gain = value * self.weights_a[size_a, size_b]  # each player of A gets this
+        loss = value * self.weights_b[size_a, size_b]  # each player of B loses this
+        shapley = np.empty((rows, self.n_players))
+        for player in range(self.n_players):
+            weights = np.where((only_x >> player) & 1, gain, 0.0) - np.where((only_r >> player) & 1, loss, 0.0)
+            shapley[:, player] = np.bincount(record, weights=weights, minlength=rows)
+        # S = every player reaches the leaves with B empty; S = nobody those with A empty.
+        offset_value = 0.0 if ensemble.averaged else ensemble.offset
+        record_margins = np.bincount(record, weights=np.where(size_b == 0, value, 0.0), minlength=rows)
+        reference_margins = np.bincount(record, weights=np.where(size_a == 0, value, 0.0), minlength=rows)
+        return TreeShapley(shapley, record_margins + offset_value, reference_margins + offset_value)
+
+
+def tree_game(
+    ensemble: TreeEnsemble, reference: np.ndarray, column_players: np.ndarray, n_players: int
+) -> TreeGame | None:
+    """Return the game against `reference`, or None when it cannot be played.
 
     `column_players[c]` is the player owning input column c. None when there are more
-    than MAX_PLAYERS players, or inputs the ensemble's sklearn model would refuse.
+    than MAX_PLAYERS players, or a reference the ensemble's sklearn model would refuse.
     """
     if n_players > MAX_PLAYERS or len(column_players) != ensemble.n_features:
         return None
-    values = ensemble.comparable(np.ascontiguousarray(records, dtype=float))
     base = ensemble.comparable(np.ascontiguousarray(np.reshape(reference, (1, -1)), dtype=float))
-    if values is None or base is None:
+    if base is None:
         return None
-    player_bits = np.left_shift(np.int64(1), np.asarray(column_players, dtype=np.int64))
+    value = base[0][ensemble.feature]
+    reference_right = ~(value <= ensemble.threshold) & ~(np.isnan(value) & ensemble.missing_left)
+    players = np.asarray(column_players, dtype=np.int64)[ensemble.feature]
     weights_a, weights_b = _weights(n_players)
-    parts = [
-        _chunk(ensemble, values[start : start + CHUNK_RECORDS], base[0], player_bits, weights_a, weights_b, n_players)
-        for start in range(0, len(values), CHUNK_RECORDS)
-    ]
-    if not parts:
-        empty = np.zeros(0)
-        return TreeShapley(np.zeros((0, n_players)), empty, empty)
-    return TreeShapley(
-        values=np.vstack([part[0] for part in parts]),
-        record_margins=np.concatenate([part[1] for part in parts]),
-        reference_margins=np.concatenate([part[2] for part in parts]),
+    return TreeGame(
+        ensemble=ensemble,
+        reference=base[0],
+        reference_right=reference_right,
+        node_bits=np.left_shift(np.int64(1), players),
+        n_players=n_players,
+        weights_a=weights_a,
+        weights_b=weights_b,
     )
 
 
-def _chunk(
-    ensemble: TreeEnsemble,
-    values: np.ndarray,
-    reference: np.ndarray,
-    player_bits: np.ndarray,
-    weights_a: np.ndarray,
-    weights_b: np.ndarray,
-    n_players: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows, width = values.shape
-    flat = values.ravel()
-    has_missing = bool(np.isnan(flat).any() or np.isnan(reference).any())
-    children = ensemble.children.ravel()
-    # The frontier: one entry per (record, node, A, B) reached by some hybrid.
-    node = np.tile(ensemble.roots, rows)
-    record = np.repeat(np.arange(rows, dtype=np.int64), ensemble.n_trees)
-    only_x = np.zeros(len(node), dtype=np.int64)  # A, as bits
-    only_r = np.zeros(len(node), dtype=np.int64)  # B, as bits
-    leaf_record, leaf_node, leaf_a, leaf_b = [], [], [], []
-    while len(node):
-        at_leaf = ensemble.is_leaf[node]
-        if at_leaf.any():
-            leaf_record.append(record[at_leaf])
-            leaf_node.append(node[at_leaf])
-            leaf_a.append(only_x[at_leaf])
-            leaf_b.append(only_r[at_leaf])
-            inside = ~at_leaf
-            node, record, only_x, only_r = node[inside], record[inside], only_x[inside], only_r[inside]
-            if not len(node):
-                break
-        feature = ensemble.feature[node]
-        threshold = ensemble.threshold[node]
-        x_value = flat[record * width + feature]
-        r_value = reference[feature]
-        x_right = ~(x_value <= threshold)  # NaN goes right here, fixed below
-        r_right = ~(r_value <= threshold)
-        if has_missing:
-            missing_left = ensemble.missing_left[node]
-            x_right &= ~(np.isnan(x_value) & missing_left)
-            r_right &= ~(np.isnan(r_value) & missing_left)
-        bit = player_bits[feature]
-        parted = x_right != r_right
-        # x's side: every entry where both agree, and where they part unless p is in B.
-        x_side = ~parted | ((only_r & bit) == 0)
-        r_side = parted & ((only_x & bit) == 0)
-        x_child = children[2 * node + x_right]
-        r_child = children[2 * node + r_right]
-        node = np.concatenate([x_child[x_side], r_child[r_side]])
-        record_next = np.concatenate([record[x_side], record[r_side]])
-        only_x = np.concatenate([(only_x | np.where(parted, bit, 0))[x_side], only_x[r_side]])
-        only_r = np.concatenate([only_r[x_side], (only_r | bit)[r_side]])
-        record = record_next
-    return _leaf_sums(ensemble, rows, n_players, leaf_record, leaf_node, leaf_a, leaf_b, weights_a, weights_b)
-
-
-def _leaf_sums(
-    ensemble: TreeEnsemble,
-    rows: int,
-    n_players: int,
-    leaf_record: list[np.ndarray],
-    leaf_node: list[np.ndarray],
-    leaf_a: list[np.ndarray],
-    leaf_b: list[np.ndarray],
-    weights_a: np.ndarray,
-    weights_b: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    record = np.concatenate(leaf_record)
-    only_x = np.concatenate(leaf_a)
-    only_r = np.concatenate(leaf_b)
-    value = ensemble.value[np.concatenate(leaf_node)]
-    if ensemble.averaged:
-        value = value / ensemble.n_trees
-    size_a = np.bitwise_count(only_x).astype(np.int64)
-    size_b = np.bitwise_count(only_r).astype(np.int64)
-    gain = value * weights_a[size_a, size_b]  # each player of A gets this
-    loss = value * weights_b[size_a, size_b]  # each player of B loses this
-    shifts = np.arange(n_players, dtype=np.int64)
-    in_a = ((only_x[:, None] >> shifts) & 1).astype(float)
-    in_b = ((only_r[:, None] >> shifts) & 1).astype(float)
-    per_leaf = in_a * gain[:, None] - in_b * loss[:, None]
-    shapley = np.zeros((rows, n_players))
-    np.add.at(shapley, record, per_leaf)
-    # S = every player reaches the leaves with B empty; S = nobody those with A empty.
-    offset = 0.0 if ensemble.averaged else ensemble.offset
-    record_margins = np.bincount(record, weights=np.where(size_b == 0, value, 0.0), minlength=rows) + offset
-    reference_margins = np.bincount(record, weights=np.where(size_a == 0, value, 0.0), minlength=rows) + offset
-    return shapley, record_margins, reference_margins
+def tree_shapley(
+    ensemble: TreeEnsemble, records: np.ndarray, reference: np.ndarray, column_players: np.ndarray, n_players: int
+) -> TreeShapley | None:
+    """Return each record's exact Shapley values against `reference`, or None when not computable."""
+    game = tree_game(ensemble, reference, column_players, n_players)
+    return None if game is None else game.shapley(records)
 
 
 def _weights(n_players: int) -> tuple[np.ndarray, np.ndarray]:

@@ -17,14 +17,14 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
-from leadml.ml import reasons, treeshap
+from leadml.ml import treeshap
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.compiled import CompiledScorer, TreeEnsemble, compile_scorer
 from leadml.ml.demo_data import generate_customers, generate_leads
 from leadml.ml.reasons import Explainer
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
-from leadml.ml.treeshap import MAX_PLAYERS, TreeShapley, tree_shapley
+from leadml.ml.treeshap import MAX_PLAYERS, TreeGame, TreeShapley, tree_shapley
 from leadml.ml.types import TrainingConfig
 
 REFERENCE_TIME = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
@@ -315,14 +315,14 @@ def test_a_walk_that_disagrees_with_the_model_falls_back_to_scoring_mixtures(
 ) -> None:
     bundle = versions("clv_forest")
     inputs = bundle.model_input(bundle.prepare(fresh_records(bundle, 2)))
-    honest = reasons.tree_shapley
+    honest = TreeGame.shapley
 
-    def off(*args: Any) -> TreeShapley | None:
-        result = honest(*args)
+    def off(self: TreeGame, records: np.ndarray) -> TreeShapley | None:
+        result = honest(self, records)
         assert result is not None
         return TreeShapley(result.values, result.record_margins + 1.0, result.reference_margins)
 
-    monkeypatch.setattr(reasons, "tree_shapley", off)
+    monkeypatch.setattr(TreeGame, "shapley", off)
     served, explanations = Explainer(bundle).score_and_explain(inputs)
     assert all(explanation.method != "tree_exact" for explanation in explanations)
     assert np.allclose(served, bundle.predict_matrix(inputs), rtol=0, atol=1e-9)
@@ -338,16 +338,16 @@ def test_contributions_that_cancel_out_are_scaled_by_the_local_slope(
     base_input = explainer._baseline_input()
     base_margin = scorer.margin(base_input[None, :])
     assert base_margin is not None
-    honest = reasons.tree_shapley
+    honest = TreeGame.shapley
 
-    def cancelling(*args: Any) -> TreeShapley | None:
-        result = honest(*args)
+    def cancelling(self: TreeGame, records: np.ndarray) -> TreeShapley | None:
+        result = honest(self, records)
         assert result is not None
         values = np.zeros_like(result.values)
         values[:, :2] = [0.3, -0.3]
         return TreeShapley(values, result.reference_margins, result.reference_margins)
 
-    monkeypatch.setattr(reasons, "tree_shapley", cancelling)
+    monkeypatch.setattr(TreeGame, "shapley", cancelling)
     # A record scored like the baseline: its two differing fields move it by +0.3 and -0.3.
     record = base_input.copy()
     first, second = explainer.players[0].columns[0], explainer.players[1].columns[0]
@@ -361,3 +361,21 @@ def test_contributions_that_cancel_out_are_scaled_by_the_local_slope(
     assert explanation.contributions[names[0]] == pytest.approx(0.3 * slope)
     assert explanation.contributions[names[1]] == pytest.approx(-0.3 * slope)
     assert slope > 0
+
+
+def test_the_game_follows_the_baseline_as_dates_age_it(versions: Callable[[str], ModelBundle]) -> None:
+    bundle = versions("lead_boosting")
+    explainer = Explainer(bundle)
+    inputs = bundle.model_input(bundle.prepare(fresh_records(bundle, 3)))
+    _, first = explainer.score_and_explain(inputs)
+    engineer = bundle.pipeline.named_steps["features"]
+    engineer.reference_time = REFERENCE_TIME.replace(year=2027)  # a year later, same process
+    try:
+        aged = bundle.model_input(bundle.prepare(fresh_records(bundle, 3)))
+        served, later = explainer.score_and_explain(aged)
+    finally:
+        engineer.reference_time = REFERENCE_TIME
+    assert [explanation.method for explanation in first + later] == ["tree_exact"] * 6
+    for value, explanation in zip(served, later):
+        assert explanation.baseline + sum(explanation.contributions.values()) == pytest.approx(value * 100, abs=1e-9)
+    assert later[0].baseline != first[0].baseline
