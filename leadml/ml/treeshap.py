@@ -28,8 +28,10 @@ exactly, and a player whose columns are equal in x and r gets exactly 0.
 records at once, level by level, keeping one entry per (record, node, A, B) that some
 hybrid reaches: where x and r go the same way there is one child, where they part
 there are two (x's side adds p to A unless p is in B, r's side adds p to B unless p is
-in A), so the walk visits only the leaves some hybrid reaches, a few per tree. The cost
-is about one traversal of the ensemble per record: the price of a prediction. The
+in A), so the walk visits only the leaves some hybrid reaches: 14 to 18 per tree for a
+demo lead against the typical lead, of the forest's 440. The cost is one level-by-level
+pass per call: 1.1-2.4 ms for one record on the demo models (150 full-depth trees, or
+200 boosted trees of 31 leaves), less than sklearn takes for the prediction alone. The
 splits are read exactly as sklearn reads them (float32 inputs for forests, the missing
 value side), through the same `TreeEnsemble` arrays the compiled scorer predicts with.
 `tree_game` reads the reference's side of every split once; explainers keep the game
