@@ -6,11 +6,18 @@ refused, unknown and missing fields and out-of-range values become warnings) and
 `ModelBundle.predict_matrix` split scoring in two (records to the estimator's input
 matrix, matrix to the served value), so a few records skip pandas (leadml.ml.fastpath)
 and explanations (leadml.ml.reasons) can score mixtures of a record and a baseline.
+
+`predict_matrix` scores small inputs with the estimator compiled to numpy
+(leadml.ml.compiled) once the version's parity check (`serving`, made at training)
+says it reproduces the pipeline; versions trained before that check are verified on
+their reference sample on first use, and serve through scikit-learn when they fail it
+or have none.
 """
 from __future__ import annotations
 
 import copy
 import math
+import threading
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,16 +27,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 from sklearn.pipeline import Pipeline
 
+from leadml.ml.compiled import LAZY_CHECK_ROWS, CompiledScorer, NotCompilable, compile_scorer, refused, verify_scorer
 from leadml.ml.confidence import ValueConfidence
 from leadml.ml.errors import InputError
 from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
-from leadml.ml.types import ColumnSpec, FeatureSchema, is_classification
+from leadml.ml.types import ColumnSpec, FeatureSchema, ServingCheck, is_classification
 
 # Training records kept with each version, the reference of drift checks (leadml.ml.monitoring):
 # enough for distance measures to be steady on large datasets, small next to the model.
 REFERENCE_SAMPLE_ROWS = 5000
+# Builds (and, for old versions, verifies) one compiled scorer at a time per process.
+_SCORER_LOCK = threading.Lock()
 
 
 @dataclass
@@ -70,9 +81,12 @@ class ModelBundle:
     # Lifetime-value models: held-out coverage per band of predicted value, each
     # prediction's confidence (leadml.ml.confidence). None for leads and older versions.
     value_confidence: ValueConfidence | None = None
+    # Whether the compiled estimator reproduced the served output on the held-out rows
+    # (leadml.ml.compiled). None for versions trained before the check: checked on first use.
+    serving: ServingCheck | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        # Compiled transforms are rebuilt after loading, never saved.
+        # Compiled transforms and estimators are rebuilt after loading, never saved.
         return {key: value for key, value in self.__dict__.items() if not key.startswith("_cached")}
 
     @property
@@ -140,6 +154,15 @@ class ModelBundle:
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Return what `predict` would for the records behind an estimator input matrix."""
+        scorer = self.compiled_scorer()
+        if scorer is not None and len(matrix) <= scorer.max_rows:
+            served = scorer.predict(matrix)
+            if served is not None:  # else inputs sklearn must judge (and refuse)
+                return served
+        return self.predict_matrix_sklearn(matrix)
+
+    def predict_matrix_sklearn(self, matrix: np.ndarray) -> np.ndarray:
+        """`predict_matrix` through scikit-learn, whatever the size."""
         estimator = self.pipeline.steps[-1][1]
         if not self.classification:
             return np.clip(estimator.predict(matrix), 0.0, None)
@@ -156,6 +179,62 @@ class ModelBundle:
 
     def predict_prepared(self, prepared: PreparedRecords) -> np.ndarray:
         return self.predict_matrix(self.model_input(prepared))
+
+    def compiled_scorer(self) -> CompiledScorer | None:
+        """Return the verified compiled estimator, or None when this version serves through sklearn."""
+        if "_cached_scorer" not in self.__dict__:
+            with _SCORER_LOCK:
+                if "_cached_scorer" not in self.__dict__:
+                    self.__dict__["_cached_scorer"] = self._trusted_scorer()
+        return self.__dict__["_cached_scorer"]
+
+    def serving_check(self) -> ServingCheck | None:
+        """Return the parity check this process relies on (None before first use of an old version)."""
+        return self.__dict__.get("_cached_serving", self.serving)
+
+    def check_compiled(self, frame: pd.DataFrame) -> ServingCheck:
+        """Compare the compiled estimator with the pipeline's served output on `frame`'s records.
+
+        Training calls it on the held-out rows and stores the result as `serving`. Both
+        score one matrix: dates enter as ages at scoring time, so two transforms a few
+        milliseconds apart already differ by more than the tolerance for linear models.
+        """
+        try:
+            scorer = self._new_scorer()
+        except NotCompilable as error:
+            return refused(f"not compiled: {error}; serving through scikit-learn")
+        matrix = np.asarray(self.pipeline[:-1].transform(frame), dtype=float)
+        return verify_scorer(scorer, matrix, self.predict_matrix_sklearn(matrix))
+
+    def _new_scorer(self) -> CompiledScorer:
+        return compile_scorer(
+            estimator=self.pipeline.steps[-1][1],
+            calibrator=self.calibrator if self.classification else None,
+            classification=self.classification,
+        )
+
+    def _trusted_scorer(self) -> CompiledScorer | None:
+        check = self.serving
+        if check is None or check.sklearn_version != sklearn.__version__:
+            # Trained before the check, or under another scikit-learn whose fitted
+            # attributes may mean other things: verify before trusting.
+            check = self._check_reference_sample()
+            self.__dict__["_cached_serving"] = check
+        if not check.compiled:
+            return None
+        try:
+            return self._new_scorer()
+        except NotCompilable:
+            return None
+
+    def _check_reference_sample(self) -> ServingCheck:
+        if self.reference_sample is None or not len(self.reference_sample):
+            return refused("no reference sample to verify the compiled scorer on; serving through scikit-learn")
+        sample = self.reference_sample.head(LAZY_CHECK_ROWS)
+        try:
+            return self.check_compiled(sample)
+        except Exception as error:  # a verification that cannot run must not break serving
+            return refused(f"verification failed ({error.__class__.__name__}: {error}); serving through scikit-learn")
 
     def _compiled(self) -> CompiledPipeline | None:
         if "_cached_compiled" not in self.__dict__:

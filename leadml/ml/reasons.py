@@ -3,9 +3,11 @@
 A contribution is a Shapley value of an input field against one baseline record, the
 typical training record (`typical_record`: median numbers and dates, most frequent
 categories, an address at the most frequent e-mail domain). The worth of a set of
-fields is the served output of the record that takes those fields from the scored
-record and every other field from the baseline: the calibrated probability in score
-points (0-100) for leads, currency for CLV. Hence, for every method below,
+fields is the output for the record that takes those fields from the scored record and
+every other field from the baseline: the served output (the calibrated probability in
+score points, 0-100, for leads, currency for CLV) for the enumerated and sampled
+methods, the model's margin mapped to served units for the exact linear and tree ones.
+Contributions are in served units either way, and for every method below,
 
     baseline + sum(contributions) = served output (probability × 100, or the value).
 
@@ -20,8 +22,20 @@ interaction, the BTYD estimates) joins those fields into one reason, named "a + 
   returned as `log_odds` for leads. The served output is an increasing function of the
   margin (sigmoid, calibration, the clip at zero), so the served-unit contributions are
   the margin contributions times Δserved / Δmargin: exact sum, same signs, same ranking.
-- `shapley_exact` (trees, neural networks, up to `exact_max_fields` differing fields):
-  every subset of the differing fields is scored and the Shapley formula applied.
+- `tree_exact` (random forests, histogram gradient boosting): exact Shapley values of
+  the model's margin (the boosting raw score: log-odds for leads, the value for CLV;
+  the forest's averaged tree output: the class-1 probability for leads, the value for
+  CLV) against the baseline, from the trees themselves in closed form
+  (leadml.ml.treeshap), for every differing field at about the cost of one
+  prediction. As for `linear_exact`, they are then turned into served units by one
+  factor per record, Δserved / Δmargin (calibration and the clip at zero are
+  increasing), so the sum is exact and signs and ranking are the margin's. The trees
+  are read through the compiled scorer (leadml.ml.compiled) the version's parity check
+  trusts; versions serving through sklearn, and walks that disagree with the model's
+  own margin, use the methods below.
+- `shapley_exact` (neural networks, and trees without `tree_exact`, up to
+  `exact_max_fields` differing fields): every subset of the differing fields is
+  scored and the Shapley formula applied to the served output.
 - `shapley_sampled` (more differing fields): Shapley values estimated over random
   orders of the fields (Štrumbelj & Kononenko 2014), in antithetic pairs (an order and
   its reverse), seeded so a record gets the same reasons every time. Each order's
@@ -39,11 +53,13 @@ import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
 
+from leadml.ml.compiled import CompiledScorer, TreeEnsemble
 from leadml.ml.explain import transformed_sources
 from leadml.ml.features import _as_text, to_datetime
 from leadml.ml.nested import tag_set
 from leadml.ml.parsing import to_numeric
 from leadml.ml.rules import email_domain
+from leadml.ml.treeshap import MAX_PLAYERS, TreeGame, tree_game
 from leadml.ml.types import FeatureSchema
 
 if TYPE_CHECKING:
@@ -100,12 +116,17 @@ def typical_record(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, Any]
 class Explainer:
     """Explains a bundle's predictions; built once per loaded bundle (`explainer_for`)."""
 
-    def __init__(self, bundle: ModelBundle, *, exact_max_fields: int = 8) -> None:
+    def __init__(self, bundle: ModelBundle, *, exact_max_fields: int = 8, exact_trees: bool = True) -> None:
+        """`exact_trees=False` explains tree models by scoring mixtures, as before `tree_exact`."""
         if bundle.baseline_record is None:
             raise ValueError("this model version was trained before per-record reasons; retrain it")
         self.bundle = bundle
         self.exact_max_fields = exact_max_fields
         self.players = _players(transformed_sources(bundle.pipeline))
+        # Estimator column -> index of the player it belongs to.
+        self._column_players = np.zeros(sum(len(player.columns) for player in self.players), dtype=np.int64)
+        for index, player in enumerate(self.players):
+            self._column_players[player.columns] = index
         engineer = bundle.pipeline.named_steps["features"]
         # Dates enter as ages at scoring time, so the baseline ages with the records it explains.
         self._ages = engineer._options.date_features and any(c.kind == "datetime" for c in bundle.schema.columns)
@@ -116,6 +137,12 @@ class Explainer:
         self._coefficients = (
             np.ravel(estimator.coef_) if isinstance(estimator, (LogisticRegression, Ridge)) else None
         )
+        self._trees: CompiledScorer | None = None
+        self._tree_game: tuple[bytes, TreeGame | None] | None = None  # keyed by the baseline input
+        if exact_trees and self._coefficients is None and 0 < len(self.players) <= MAX_PLAYERS:
+            scorer = bundle.compiled_scorer()
+            if scorer is not None and isinstance(scorer.model, TreeEnsemble):
+                self._trees = scorer
 
     def _baseline_input(self) -> np.ndarray:
         if self._fixed_baseline_input is not None:
@@ -148,6 +175,10 @@ class Explainer:
                 for row, flags, value in zip(inputs, differing, served * self._scale)
             ]
             return served, explanations
+        if self._trees is not None:
+            exact = self._tree_exact(self._trees, inputs, base_input, differing)
+            if exact is not None:
+                return exact
         plans = [self._plan(flags, max_rows_per_record, seed) for flags in differing]
         base_value, served_scaled, values = self._score_mixtures(inputs, plans, base_input)
         explanations = [
@@ -183,6 +214,53 @@ class Explainer:
             contributions={name: float(margin * factor) for name, margin in margins.items()},
             log_odds=margins if self.bundle.classification else None,
         )
+
+    def _tree_exact(
+        self, scorer: CompiledScorer, inputs: np.ndarray, base_input: np.ndarray, differing: np.ndarray
+    ) -> tuple[np.ndarray, list[Explanation]] | None:
+        """Explain by the trees' exact Shapley values; None when the walk cannot be trusted."""
+        margins = scorer.margin(np.vstack([base_input[None, :], inputs]))
+        if margins is None:  # inputs the model refuses: the scoring path raises sklearn's error
+            return None
+        served = scorer.served(margins)
+        # A field equal to the baseline's within _differing's tolerance takes the
+        # baseline's exact values, so it is a dummy player of the game: exactly 0.
+        snapped = np.where(differing[:, self._column_players], inputs, base_input[None, :])
+        game = self._game(scorer.model, base_input)
+        shapley = None if game is None else game.shapley(snapped)
+        if shapley is None:
+            return None
+        tolerance = 1e-9 * max(1.0, float(np.max(np.abs(margins))))
+        if np.any(np.abs(shapley.reference_margins - margins[0]) > tolerance) or np.any(
+            np.abs(shapley.record_margins - margins[1:]) > tolerance
+        ):
+            # The walk must find the model's own margins. Short of a bug, it does not only
+            # when a field within the tolerance of the baseline's value crossed a split.
+            return None
+        base_value = float(served[0]) * self._scale
+        explanations = []
+        for row, (flags, values) in enumerate(zip(differing, shapley.values)):
+            served_change = float(served[row + 1]) * self._scale - base_value
+            total_margin = float(values[flags].sum())
+            if abs(total_margin) > 1e-12 * max(1.0, abs(float(margins[row + 1]))):
+                factor = served_change / total_margin
+            else:  # contributions cancel out: the served output's local slope
+                factor = scorer.slope(float(margins[row + 1])) * self._scale
+            contributions = {
+                player.name: float(values[index] * factor)
+                for index, player in enumerate(self.players)
+                if flags[index]
+            }
+            explanations.append(Explanation(method="tree_exact", baseline=base_value, contributions=contributions))
+        return served[1:], explanations
+
+    def _game(self, ensemble: TreeEnsemble, base_input: np.ndarray) -> TreeGame | None:
+        key = base_input.tobytes()
+        cached = self._tree_game
+        if cached is None or cached[0] != key:  # a new baseline when dates age it
+            cached = (key, tree_game(ensemble, base_input, self._column_players, len(self.players)))
+            self._tree_game = cached
+        return cached[1]
 
     def _plan(self, differing: np.ndarray, max_rows: int, seed: int) -> _Plan:
         players = [player for player, differs in zip(self.players, differing) if differs]

@@ -287,6 +287,8 @@ def train_model(
         reference_sample=_reference_sample(train_x, schema, config.random_state),
         value_confidence=value_confidence,
     )
+    # The parity gate: numpy serves this version only if it reproduces the held-out outputs.
+    bundle.serving = bundle.check_compiled(test_x)
     timings["total"] = time.perf_counter() - started
     report = {
         "rows": quality["rows"],
@@ -311,6 +313,7 @@ def train_model(
         "timings_seconds": {key: round(value, 3) for key, value in timings.items()},
         "estimator": type(pipeline.named_steps["model"]).__name__,
         "value_confidence": value_confidence.as_dict() if value_confidence is not None else None,
+        "serving": bundle.serving.as_dict(),
     }
     return TrainResult(
         bundle=bundle,

@@ -135,3 +135,28 @@ class TrainResult:
     # The held-out rows (raw features, encoded target, split positions): a challenger
     # and the active model are compared on these before promotion. Never persisted.
     holdout: tuple[Any, Any, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ServingCheck:
+    """Whether a version's compiled scorer (leadml.ml.compiled) reproduced its served output.
+
+    Kept with the version (the compiled arrays never are); a version whose check failed,
+    or was made under another scikit-learn, serves through scikit-learn (or is checked
+    again on first use).
+    """
+
+    compiled: bool
+    max_abs_difference: float | None
+    rows: int
+    reason: str
+    sklearn_version: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "compiled": self.compiled,
+            "max_abs_difference": self.max_abs_difference,
+            "rows": self.rows,
+            "reason": self.reason,
+            "sklearn_version": self.sklearn_version,
+        }

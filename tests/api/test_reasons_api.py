@@ -35,7 +35,7 @@ SUM_TOLERANCE = 1e-2
 def assert_reasons_add_up(body: dict[str, Any], served: float, *, unit: str) -> None:
     explanation = body["explanation"]
     assert explanation["unit"] == unit
-    assert explanation["method"] in ("linear_exact", "shapley_exact", "shapley_sampled")
+    assert explanation["method"] in ("linear_exact", "tree_exact", "shapley_exact", "shapley_sampled")
     reasons = body["reasons"]
     assert reasons, body
     for reason in reasons:
@@ -84,7 +84,7 @@ def test_predict_with_a_tree_model_explains_by_shapley_values(api: APIClient, gb
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["model_info"]["algorithm"] == "gradient_boosting"
-    assert body["explanation"]["method"] in ("shapley_exact", "shapley_sampled")
+    assert body["explanation"]["method"] == "tree_exact"
     assert_reasons_add_up(body, body["conversion_probability"] * 100, unit="score points")
     assert all("log_odds" not in reason for reason in body["reasons"])
 

@@ -177,11 +177,12 @@ def every_customer_field_changed(bundle: ModelBundle) -> list[dict[str, Any]]:
     [
         ("lead_lr", fresh_leads, "linear_exact"),
         ("clv_ridge", fresh_customers, "linear_exact"),
-        ("lead_gb", few_lead_changes, "shapley_exact"),
+        ("lead_gb", few_lead_changes, "tree_exact"),
         ("lead_nn", few_lead_changes, "shapley_exact"),
-        ("clv_gb", few_customer_changes, "shapley_exact"),
-        ("lead_gb", every_lead_field_changed, "shapley_sampled"),
-        ("clv_gb", every_customer_field_changed, "shapley_sampled"),
+        ("clv_gb", few_customer_changes, "tree_exact"),
+        ("lead_gb", every_lead_field_changed, "tree_exact"),
+        ("clv_gb", every_customer_field_changed, "tree_exact"),
+        ("lead_nn", every_lead_field_changed, "shapley_sampled"),
     ],
 )
 def test_baseline_plus_contributions_is_the_served_output(
@@ -247,7 +248,8 @@ def test_enumerated_reasons_are_the_shapley_values_of_mixed_raw_records(
 ) -> None:
     bundle = models(model)
     record = baseline_with(bundle, changes)
-    _, (explanation,) = explain(Explainer(bundle), [record])
+    # Trees are enumerated only without tree_exact (tested below, in margin units).
+    _, (explanation,) = explain(Explainer(bundle, exact_trees=False), [record])
     assert explanation.method == "shapley_exact"
     expected = brute_force_shapley(bundle, record, list(changes))
     assert set(explanation.contributions) == set(expected)
@@ -425,13 +427,14 @@ def test_reasons_are_sorted_by_effect_and_say_which_way(models: Callable[[str], 
 
 def test_sampled_reasons_are_deterministic(models: Callable[[str], ModelBundle]) -> None:
     bundle = models("lead_gb")
-    _, (first,) = explain(Explainer(bundle), [STRONG_LEAD])
-    _, (again,) = explain(Explainer(bundle), [STRONG_LEAD])
-    _, twice = explain(Explainer(bundle), [STRONG_LEAD, STRONG_LEAD])
+    sampling = Explainer(bundle, exact_trees=False)
+    _, (first,) = explain(sampling, [STRONG_LEAD])
+    _, (again,) = explain(Explainer(bundle, exact_trees=False), [STRONG_LEAD])
+    _, twice = explain(sampling, [STRONG_LEAD, STRONG_LEAD])
     assert first.method == "shapley_sampled"
     assert first.contributions == again.contributions == twice[0].contributions == twice[1].contributions
     # Another seed samples other orders: the split differs, the total does not.
-    _, (reseeded,) = explain(Explainer(bundle), [STRONG_LEAD], seed=1)
+    _, (reseeded,) = explain(sampling, [STRONG_LEAD], seed=1)
     assert reseeded.contributions != first.contributions
     assert sum(reseeded.contributions.values()) == pytest.approx(sum(first.contributions.values()), abs=1e-9)
 
@@ -441,8 +444,10 @@ def test_sampled_reasons_approach_the_exact_ones(
     models: Callable[[str], ModelBundle], model: str, record: dict[str, Any]
 ) -> None:
     bundle = models(model)
-    _, (exact,) = explain(Explainer(bundle, exact_max_fields=12), [record], max_rows_per_record=4096)
-    _, (sampled,) = explain(Explainer(bundle), [record], max_rows_per_record=20_000)
+    _, (exact,) = explain(
+        Explainer(bundle, exact_max_fields=12, exact_trees=False), [record], max_rows_per_record=4096
+    )
+    _, (sampled,) = explain(Explainer(bundle, exact_trees=False), [record], max_rows_per_record=20_000)
     assert exact.method == "shapley_exact" and sampled.method == "shapley_sampled"
     assert set(exact.contributions) == set(sampled.contributions) == set(bundle.schema.names)
     spread = sum(abs(value) for value in exact.contributions.values())
