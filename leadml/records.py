@@ -4,6 +4,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from django.conf import settings
+
 from leadml.errors import ApplicationError
 
 NUL = "\x00"
@@ -35,6 +37,11 @@ def _value_check(value: Any, name: str, *, depth: int) -> None:
     if isinstance(value, str):
         if NUL in value:
             raise ApplicationError(f"field '{name}' contains a NUL character", details={name: ["NUL character"]})
+        if len(value) > settings.LEADML_MAX_VALUE_CHARS:
+            raise ApplicationError(
+                f"field '{name}' is {len(value)} characters long; at most {settings.LEADML_MAX_VALUE_CHARS} are allowed",
+                details={name: ["value too long"]},
+            )
         return
     if number_too_large(value):
         raise ApplicationError(

@@ -14,8 +14,14 @@ class Dataset(TimeStampedModel):
         RECORDS = "records", "One record per lead or customer"
         TRANSACTIONS = "transactions", "Transaction log, turned into one row per customer"
 
+    class Status(models.TextChoices):
+        LOADING = "loading", "Loading: rows still being written, not used"
+        READY = "ready", "Ready"
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.RECORDS)
+    # Rows are written in short transactions; the dataset is used only once all are in.
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.READY)
     # kind=transactions: the log's column names, calibration_end, horizon_days and counts.
     source_config = models.JSONField(default=dict, blank=True)
     tenant = models.CharField(max_length=200, db_index=True)

@@ -32,7 +32,9 @@ def training_job_get(*, job_id: object, tenant_scope: str | None) -> TrainingJob
 
 
 def labelled_row_count(*, tenant: str, model_type: str, dataset_id: object | None = None) -> int:
-    rows = DatasetRow.objects.filter(tenant=tenant, model_type=model_type, label__isnull=False)
+    rows = DatasetRow.objects.filter(
+        tenant=tenant, model_type=model_type, label__isnull=False, dataset__status=Dataset.Status.READY
+    )
     if dataset_id is not None:
         rows = rows.filter(dataset_id=dataset_id)
     return rows.count()
@@ -40,7 +42,7 @@ def labelled_row_count(*, tenant: str, model_type: str, dataset_id: object | Non
 
 def training_frame(*, tenant: str, model_type: str, dataset_id: object | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Return (raw features, labels) of a tenant's rows, each dataset's target column removed."""
-    rows = DatasetRow.objects.filter(tenant=tenant, model_type=model_type)
+    rows = DatasetRow.objects.filter(tenant=tenant, model_type=model_type, dataset__status=Dataset.Status.READY)
     if dataset_id is not None:
         rows = rows.filter(dataset_id=dataset_id)
     records = []

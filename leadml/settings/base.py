@@ -136,6 +136,10 @@ USE_TZ = True
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("LEADML_MAX_BODY_BYTES", default=50 * 1024 * 1024)
 LEADML_MAX_UPLOAD_BYTES = env.int("LEADML_MAX_UPLOAD_BYTES", default=100 * 1024 * 1024)
 LEADML_MAX_UPLOAD_ROWS = env.int("LEADML_MAX_UPLOAD_ROWS", default=500_000)
+# Columns per upload and characters per value (uploads and records alike): a CRM export
+# has tens of columns and short values; ten thousand columns only cost CPU.
+LEADML_MAX_UPLOAD_COLUMNS = env.int("LEADML_MAX_UPLOAD_COLUMNS", default=500)
+LEADML_MAX_VALUE_CHARS = env.int("LEADML_MAX_VALUE_CHARS", default=10_000)
 LEADML_MAX_BATCH_ROWS = env.int("LEADML_MAX_BATCH_ROWS", default=10_000)
 # Scored mixtures per record when explaining a prediction (tree and neural-network models;
 # see leadml/ml/reasons.py): more is steadier and slower.

@@ -284,7 +284,7 @@ def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[di
 def _target_dataset(*, tenant: str, model_type: str) -> Dataset | None:
     """The dataset outcomes join: the active model's own, else the tenant's latest one."""
     active = model_version_get_active(tenant=tenant, model_type=model_type)
-    datasets = Dataset.objects.filter(tenant=tenant, model_type=model_type)
+    datasets = Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY)
     dataset_id = (active.training_config or {}).get("dataset_id") if active else None
     if dataset_id:
         dataset = datasets.filter(pk=dataset_id).first()

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from monitoring.models import TriggerSettings
 from registry.models import ModelVersion
-from training.models import DatasetRow, TrainingJob
+from training.models import Dataset, DatasetRow, TrainingJob
 
 TRIGGER_FIELDS = tuple(settings.LEADML_TRIGGER_DEFAULTS)
 
@@ -133,7 +133,11 @@ def _data_drift(report: dict[str, Any], config: dict[str, Any]) -> dict[str, Any
 def new_labelled_rows(version: ModelVersion) -> int:
     """Labelled training rows added (uploads or outcomes) since the version was trained."""
     rows = DatasetRow.objects.filter(
-        tenant=version.tenant, model_type=version.model_type, label__isnull=False, created_at__gt=version.created_at
+        tenant=version.tenant,
+        model_type=version.model_type,
+        label__isnull=False,
+        created_at__gt=version.created_at,
+        dataset__status=Dataset.Status.READY,
     )
     dataset_id = (version.training_config or {}).get("dataset_id")
     if dataset_id:

@@ -6,14 +6,15 @@ import io
 import json
 import logging
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pandas as pd
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max
+from django.utils import timezone
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import records_check
@@ -29,7 +30,10 @@ from training.models import Dataset, DatasetRow
 
 logger = logging.getLogger(__name__)
 CSV_DELIMITERS = ",;\t|"
+# Rows per insert transaction: short enough that SQLite's one write lock is never held long.
 ROW_INSERT_BATCH = 2000
+# A dataset still `loading` after this long was abandoned by a process that died.
+STALE_LOAD_SECONDS = 3600
 
 
 def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
@@ -55,6 +59,9 @@ def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
         delimiter = csv.Sniffer().sniff(text[:8192], delimiters=CSV_DELIMITERS).delimiter
     except csv.Error:
         delimiter = ","
+    # The header alone says whether the file is too wide, before any parsing work.
+    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    _columns_check(len(header), field="file")
     try:
         frame = read_csv_typed(io.StringIO(text), sep=delimiter, skipinitialspace=True)
     except pd.errors.EmptyDataError as error:
@@ -70,6 +77,14 @@ def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
     rows = json.loads(frame.to_json(orient="records", date_format="iso"))
     records_check(rows, field="file rows")
     return rows
+
+
+def _columns_check(count: int, *, field: str) -> None:
+    if count > settings.LEADML_MAX_UPLOAD_COLUMNS:
+        raise PayloadTooLargeError(
+            f"the upload has {count} columns; at most {settings.LEADML_MAX_UPLOAD_COLUMNS} are allowed",
+            details={field: [f"more than {settings.LEADML_MAX_UPLOAD_COLUMNS} columns"]},
+        )
 
 
 def rows_validate(rows: Sequence[Any]) -> list[dict[str, Any]]:
@@ -94,6 +109,7 @@ def _records_read(
             details={"rows": ["too many rows"]},
         )
     columns: list[str] = list(dict.fromkeys(key for row in rows for key in row))
+    _columns_check(len(columns), field="rows")
     if target not in columns:
         raise ApplicationError(
             f"target column '{target}' is not in the data; columns are: {', '.join(columns)}",
@@ -107,7 +123,6 @@ def _records_read(
     return rows, frame, labels, columns
 
 
-@transaction.atomic
 def dataset_create(
     *,
     tenant: str,
@@ -120,7 +135,13 @@ def dataset_create(
     kind: str = Dataset.Kind.RECORDS,
     source_config: dict[str, Any] | None = None,
 ) -> Dataset:
-    """Validate records and store them with their labels; all rows or none."""
+    """Validate records and store them with their labels; all rows or none.
+
+    The quality report is computed before anything is written, and the rows go in in
+    short transactions (on SQLite each holds the one write lock, which every other
+    request needs) under a dataset marked `loading`, which nothing reads; one last
+    update makes it `ready`. A failure on the way deletes what was written.
+    """
     rows, frame, labels, columns = _records_read(
         rows, target=target, model_type=model_type, positive_values=positive_values
     )
@@ -148,24 +169,35 @@ def dataset_create(
         source_filename=source_filename,
         kind=kind,
         source_config=source_config or {},
+        status=Dataset.Status.LOADING,
     )
     dataset.full_clean()
-    dataset.save()
     label_values = [None if pd.isna(value) else float(value) for value in labels]
-    DatasetRow.objects.bulk_create(
-        (
-            DatasetRow(
-                dataset=dataset,
-                tenant=tenant,
-                model_type=model_type,
-                row_number=number,
-                data=row,
-                label=label,
-            )
-            for number, (row, label) in enumerate(zip(rows, label_values))
-        ),
-        batch_size=ROW_INSERT_BATCH,
-    )
+    _stale_loads_delete(tenant=tenant)
+    dataset.save()
+    try:
+        for start in range(0, len(rows), ROW_INSERT_BATCH):
+            with transaction.atomic():
+                DatasetRow.objects.bulk_create(
+                    DatasetRow(
+                        dataset=dataset,
+                        tenant=tenant,
+                        model_type=model_type,
+                        row_number=number,
+                        data=row,
+                        label=label,
+                    )
+                    for number, row, label in zip(
+                        range(start, start + ROW_INSERT_BATCH),
+                        rows[start : start + ROW_INSERT_BATCH],
+                        label_values[start : start + ROW_INSERT_BATCH],
+                    )
+                )
+        Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.READY)
+    except BaseException:
+        Dataset.objects.filter(pk=dataset.pk).delete()
+        raise
+    dataset.status = Dataset.Status.READY
     logger.info(
         "dataset_created id=%s tenant=%s model_type=%s rows=%s labelled=%s",
         dataset.id,
@@ -177,7 +209,12 @@ def dataset_create(
     return dataset
 
 
-@transaction.atomic
+def _stale_loads_delete(*, tenant: str) -> None:
+    """Remove datasets left `loading` by a process that died while writing them."""
+    cutoff = timezone.now() - timedelta(seconds=STALE_LOAD_SECONDS)
+    Dataset.objects.filter(tenant=tenant, status=Dataset.Status.LOADING, created_at__lt=cutoff).delete()
+
+
 def dataset_rows_append(*, dataset: Dataset, rows: list[dict[str, Any]]) -> int:
     """Append uploaded records to a dataset (target read as at creation); all rows or none.
 
@@ -190,34 +227,46 @@ def dataset_rows_append(*, dataset: Dataset, rows: list[dict[str, Any]]) -> int:
     rows, _, labels, columns = _records_read(
         rows, target=dataset.target, model_type=dataset.model_type, positive_values=dataset.positive_values
     )
-    locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
-    start = (locked.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
-    DatasetRow.objects.bulk_create(
-        (
-            DatasetRow(
-                dataset=locked,
-                tenant=locked.tenant,
-                model_type=locked.model_type,
-                row_number=start + offset,
-                data=row,
-                label=None if pd.isna(label) else float(label),
-            )
-            for offset, (row, label) in enumerate(zip(rows, labels))
-        ),
-        batch_size=ROW_INSERT_BATCH,
-    )
-    all_rows = list(locked.rows.values_list("data", "label"))
-    everything = pd.DataFrame.from_records([data for data, _ in all_rows])
-    all_labels = pd.Series([label for _, label in all_rows], dtype=float)
-    report = quality_report(everything.drop(columns=[locked.target], errors="ignore"), all_labels, model_type=locked.model_type)
-    Dataset.objects.filter(pk=locked.pk).update(
-        row_count=len(all_rows),
-        labelled_row_count=int(all_labels.notna().sum()),
-        columns=list(dict.fromkeys([*locked.columns, *columns])),
-        quality_report=report,
-    )
+    with transaction.atomic():
+        locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        start = (locked.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
+        DatasetRow.objects.bulk_create(
+            (
+                DatasetRow(
+                    dataset=locked,
+                    tenant=locked.tenant,
+                    model_type=locked.model_type,
+                    row_number=start + offset,
+                    data=row,
+                    label=None if pd.isna(label) else float(label),
+                )
+                for offset, (row, label) in enumerate(zip(rows, labels))
+            ),
+            batch_size=ROW_INSERT_BATCH,
+        )
+        Dataset.objects.filter(pk=locked.pk).update(
+            row_count=start + len(rows),
+            labelled_row_count=F("labelled_row_count") + int(labels.notna().sum()),
+            columns=list(dict.fromkeys([*locked.columns, *columns])),
+        )
+    # The report over every row is computed outside the write transaction (it may take
+    # seconds on a large dataset); until it is stored the previous one stays.
+    dataset_report_refresh(dataset=locked)
     logger.info("dataset_rows_appended id=%s rows=%s", locked.pk, len(rows))
     return len(rows)
+
+
+def dataset_report_refresh(*, dataset: Dataset) -> None:
+    """Recompute a dataset's quality report over all its rows and store it."""
+    all_rows = list(dataset.rows.values_list("data", "label"))
+    everything = pd.DataFrame.from_records([data for data, _ in all_rows])
+    all_labels = pd.Series([label for _, label in all_rows], dtype=float)
+    report = quality_report(
+        everything.drop(columns=[dataset.target], errors="ignore"), all_labels, model_type=dataset.model_type
+    )
+    Dataset.objects.filter(pk=dataset.pk).update(
+        row_count=len(all_rows), labelled_row_count=int(all_labels.notna().sum()), quality_report=report
+    )
 
 
 def transactions_dataset_create(

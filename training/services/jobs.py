@@ -237,7 +237,11 @@ def transaction_horizon(*, tenant: str, model_type: str, dataset: Dataset | None
     if dataset is not None:
         datasets = [dataset]
     else:
-        datasets = list(Dataset.objects.filter(tenant=tenant, model_type=model_type).only("kind", "source_config"))
+        datasets = list(
+            Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY).only(
+                "kind", "source_config"
+            )
+        )
     horizons = {
         item.source_config.get("horizon_days") if item.kind == Dataset.Kind.TRANSACTIONS else None for item in datasets
     }
