@@ -29,6 +29,7 @@ from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rule
 from leadml.ml.transactions import features_for_customer
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
+from predictions.public_ids import public_ids
 from predictions.storage import PredictionRow, predictions_insert
 from registry.cache import ArtifactUnusable, bundle_load, model_version_fallbacks_for_request, model_version_for_request
 from registry.models import ModelVersion
@@ -49,7 +50,7 @@ class ScoringResult:
     feature_importance: dict[str, Any]
     model_version: ModelVersion | None
     fallback_reason: str | None = None
-    prediction_ids: list[int] = field(default_factory=list)
+    prediction_ids: list[int] = field(default_factory=list)  # the table's own numbers, never shown
     # Each record's entity id ("" when it has none): given, else its id field (entity_id_of).
     entity_ids: list[str] = field(default_factory=list)
 
@@ -277,7 +278,7 @@ def predictions_make(
         batch=batch,
     )
     result.entity_ids = resolved_entity_ids
-    for output, prediction_id in zip(result.outputs, result.prediction_ids):
+    for output, prediction_id in zip(result.outputs, public_ids(result.prediction_ids)):
         output["prediction_id"] = prediction_id
     logger.info(
         "predictions_made tenant=%s model_type=%s version=%s source=%s count=%s latency_ms=%.2f",

@@ -2,13 +2,17 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 
 from registry.cache import CachedToken, cached_token, cached_token_used, serving_cache_sync
 from registry.models import ApiToken
@@ -82,11 +86,66 @@ def tenant_scope(request: Request) -> str | None:
     return request.user.tenant
 
 
-class ApiTokenRateThrottle(SimpleRateThrottle):
-    scope = "api_token"
+class ApiTokenRateThrottle(BaseThrottle):
+    """Requests per token per window (LEADML_THROTTLE_RATE), counted across processes and hosts.
 
-    def get_cache_key(self, request: Request, view: object) -> str | None:
+    Fixed windows (a minute for "6000/min"), counted in the shared cache (Redis with
+    REDIS_URL, else the database's cache table): a per-process count would have let
+    every gunicorn worker grant the whole rate. Each process counts locally and adds its
+    count to the shared counter at most every SYNC_SECONDS, and always before refusing,
+    so a request costs a cache round trip only about once a second per token.
+    """
+
+    SYNC_SECONDS = 1.0
+    rate: str | None = None  # tests may override; else the setting
+    _lock = threading.Lock()
+    _windows: dict[tuple[int, int], list[float]] = {}  # (token, window) -> [shared, pending, synced_at]
+
+    def allow_request(self, request: Request, view: object) -> bool:
         user = getattr(request, "user", None)
         if not isinstance(user, TokenPrincipal):
-            return None
-        return self.cache_format % {"scope": self.scope, "ident": user.token_id}
+            return True
+        limit, period = self._parsed()
+        now = time.time()
+        window = int(now // period)
+        self.wait_seconds = (window + 1) * period - now
+        key = (user.token_id, window)
+        with self._lock:
+            state = self._windows.get(key)
+            if state is None:
+                self._forget_old(window)
+                state = self._windows[key] = [0.0, 0.0, 0.0]
+            state[1] += 1
+            stale = now - state[2] >= self.SYNC_SECONDS
+            pending = state[1] if stale or state[0] + state[1] > limit else 0.0
+            if pending:
+                state[1] -= pending
+                state[2] = now
+        if pending:
+            shared = self._shared_add(user.token_id, window, int(pending), period)
+            with self._lock:
+                state[0] = max(state[0], shared)
+        with self._lock:
+            return state[0] + state[1] <= limit
+
+    def wait(self) -> float | None:
+        return getattr(self, "wait_seconds", None)
+
+    def _parsed(self) -> tuple[int, int]:
+        rate = self.rate or api_settings.DEFAULT_THROTTLE_RATES["api_token"]
+        count, _, unit = rate.partition("/")
+        return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
+
+    def _forget_old(self, window: int) -> None:
+        for old in [key for key in self._windows if key[1] < window]:
+            del self._windows[old]
+
+    @staticmethod
+    def _shared_add(token_id: int, window: int, count: int, period: int) -> int:
+        key = f"throttle:api_token:{token_id}:{window}"
+        try:
+            return int(cache.incr(key, count))
+        except ValueError:  # no counter yet for this window
+            if cache.add(key, count, timeout=period * 2):
+                return count
+            return int(cache.incr(key, count))

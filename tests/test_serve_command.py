@@ -379,3 +379,25 @@ def test_a_version_activated_through_one_process_is_served_by_another_on_its_nex
     status, body = _request(second.port, "POST", f"/models/{tenant}/m/activate", {"version": 1, "reason": "back"}, key)
     assert status == 200, body
     assert served_version(first) == 1 and served_version(second) == 1
+
+
+def test_serve_runs_without_debug_and_serves_the_admins_hashed_static_files(
+    start_serve: Callable[..., ServeProcess],
+) -> None:
+    server = start_serve("--no-worker", "--workers", "1", "--threads", "2")
+    server.wait_until_serving()
+    status, page = _request(server.port, "GET", "/admin/login/")
+    assert status == 200
+    stylesheets = re.findall(r'href="(/static/[^"]+\.css)"', page)
+    scripts = re.findall(r'src="(/static/[^"]+\.js)"', page) + ["/static/admin/js/theme.js"]
+    assert stylesheets and all(re.search(r"\.[0-9a-f]{12}\.css$", href) for href in stylesheets), stylesheets
+    for path in stylesheets + scripts[:1]:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        connection.request("GET", path)
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        assert response.status == 200 and body, path
+    # DEBUG is off: an unknown URL is a plain 404, not Django's page listing every route.
+    status, missing = _request(server.port, "GET", "/no-such-page")
+    assert status == 404 and "URLconf" not in str(missing)

@@ -4,6 +4,7 @@ One `env` reader: a malformed variable stops start-up instead of being guessed a
 `production.py` and `test.py` only override.
 """
 import os
+import secrets
 from pathlib import Path
 
 import environ
@@ -12,9 +13,35 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DEBUG", default=True)
-# The development key is only used while DEBUG is on; production.py demands a real one.
-SECRET_KEY = env.str("SECRET_KEY", default="leadml-insecure-development-key-change-me")
+
+def local_secret_key(path: Path) -> str:
+    """Read this installation's secret key, generating it on first use (mode 0600).
+
+    The embedded default (`scripts/run`, `manage.py serve`) needs no configuration and
+    still never runs on a key anyone else knows. Deployments set SECRET_KEY.
+    """
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_text().strip()
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secrets.token_urlsafe(50))
+    return path.read_text().strip()
+
+
+# Off unless asked for (DEBUG=1, `serve --dev`): an unknown URL must not show every route.
+DEBUG = env.bool("DEBUG", default=False)
+VAR_DIR = Path(env.str("LEADML_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+SECRET_KEY = env.str("SECRET_KEY", default="") or local_secret_key(VAR_DIR / "secret-key")
+# Keys the permutation that turns prediction numbers into public prediction ids
+# (predictions.public_ids); empty: derived from SECRET_KEY.
+LEADML_PUBLIC_ID_KEY = env.str("LEADML_PUBLIC_ID_KEY", default="")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 
 HOST = env.str("HOST", default="127.0.0.1")
@@ -44,6 +71,7 @@ THIRD_PARTY_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI served from the package: no CDN, works air-gapped
     "django_q",
+    "axes",  # the admin's login: locked out after repeated failures, per user and address
 ]
 LOCAL_APPS = [
     "leadml",  # hosts the `serve` and `demo_setup` management commands
@@ -57,6 +85,8 @@ INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files (the admin's, the API docs') in every mode, from collected, hashed files.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,7 +94,19 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "leadml.middleware.RefuseNulInUrlMiddleware",
+    "axes.middleware.AxesMiddleware",
 ]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out login never reaches the password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Admin logins: AXES_FAILURE_LIMIT wrong passwords for one user from one address lock
+# that pair out for AXES_COOLOFF_TIME hours. Behind a proxy, set AXES_IPWARE_PROXY_COUNT
+# (or the meta precedence order) so the client's address is read, not the proxy's.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_TIME", default=0.25)
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
 
 ROOT_URLCONF = "leadml.urls"
 WSGI_APPLICATION = "leadml.wsgi.application"
@@ -87,8 +129,6 @@ TEMPLATES = [
 ]
 
 # --- Storage -----------------------------------------------------------------
-VAR_DIR = Path(env.str("LEADML_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'leadml.sqlite3'}"),
 }
@@ -110,7 +150,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 MODEL_DIR = Path(env.str("MODEL_DIR", default=str(VAR_DIR / "models")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # Hashed names, compressed copies: `collectstatic` (run by `serve` when needed) writes them.
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
     # Model artifacts go through Django's storage API: S3-style storage is a settings change.
     "models": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -227,6 +268,16 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# One cache shared by every process and host (throttling counts, the admin's summaries):
+# Redis when configured, else a table in the database (created by a migration).
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "leadml_cache"}
+    )
+}
+
 # --- Logging -----------------------------------------------------------------
 LOGGING = {
     "version": 1,
@@ -243,6 +294,8 @@ LOGGING = {
     "loggers": {
         "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
         "django_q": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # Lockouts are warnings; its start-up banner on every process is not news.
+        "axes": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }
 

@@ -8,5 +8,14 @@ from .base import Q_CLUSTER, STORAGES
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MODEL_DIR = Path(tempfile.mkdtemp(prefix="leadml-test-models-"))
+# Static files straight from the apps (no collectstatic before the tests), still through
+# WhiteNoise with DEBUG off, as in production.
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
 STORAGES["models"]["OPTIONS"]["location"] = str(MODEL_DIR)
 Q_CLUSTER["sync"] = True
+
+# Tests without a database must be able to clear the cache too; the shared (database)
+# cache is exercised by the tests that say so (tests/registry/test_throttle.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -15,9 +15,9 @@ import hmac
 import ipaddress
 import json
 import logging
+import http.client
 import socket
-import urllib.error
-import urllib.request
+import ssl
 from datetime import timedelta
 from urllib.parse import urlsplit
 from typing import Any
@@ -91,36 +91,76 @@ def webhook_url_refusal(url: str, *, resolve: bool) -> str | None:
     Checked when the URL is set and again before each delivery, since a name can be
     re-pointed; `resolve=False` (when setting) accepts a name that does not resolve yet.
     """
-    if settings.LEADML_WEBHOOK_ALLOW_PRIVATE:
-        return None
+    refusal, _ = _webhook_address(url, resolve=resolve)
+    return refusal
+
+
+def _webhook_address(url: str, *, resolve: bool) -> tuple[str | None, str | None]:
+    """(why the URL is refused or None, the checked address to connect to)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "the URL must be http(s) with a host"
+        return "the URL must be http(s) with a host", None
     host = parts.hostname
+    allow_private = settings.LEADML_WEBHOOK_ALLOW_PRIVATE
     try:
         addresses = [ipaddress.ip_address(host)]
     except ValueError:
-        if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-            return f"{host} is a local address"
+        if not allow_private and (host.lower() == "localhost" or host.lower().endswith(".localhost")):
+            return f"{host} is a local address", None
         try:
             infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError):
-            return None if not resolve else f"{host} does not resolve"
+            return (None if not resolve else f"{host} does not resolve"), None
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
-    for address in addresses:
-        if not address.is_global or address.is_multicast:
-            return f"{host} resolves to {address}, an internal address"
-    return None
+    if not allow_private:
+        for address in addresses:
+            if not address.is_global or address.is_multicast:
+                return f"{host} resolves to {address}, an internal address", None
+    return None, str(addresses[0]) if addresses else None
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is a failed delivery: following one would reach an address never checked."""
+class _PinnedHTTPConnection(http.client.HTTPConnection):
+    """Connects to the address that passed the check, whatever the name resolves to now."""
 
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
+    def __init__(self, host: str, *, address: str, port: int | None, timeout: float) -> None:
+        super().__init__(host, port=port, timeout=timeout)
+        self._address = address
+
+    def connect(self) -> None:
+        self.sock = socket.create_connection((self._address, self.port), self.timeout)
 
 
-_OPENER = urllib.request.build_opener(_NoRedirects)
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """TLS to the checked address, with the URL's host name for SNI and the certificate check."""
+
+    def __init__(self, host: str, *, address: str, port: int | None, timeout: float) -> None:
+        super().__init__(host, port=port, timeout=timeout, context=ssl.create_default_context())
+        self._address = address
+
+    def connect(self) -> None:
+        raw = socket.create_connection((self._address, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+
+
+def _post_pinned(url: str, address: str, body: bytes, headers: dict[str, str], timeout: float) -> int:
+    """POST to `url` through `address` and return the status; redirects are not followed.
+
+    Pinning closes DNS rebinding: a name that resolved to a public address for the check
+    and to an internal one a moment later still reaches only the checked address.
+    """
+    parts = urlsplit(url)
+    connection_class = _PinnedHTTPSConnection if parts.scheme == "https" else _PinnedHTTPConnection
+    connection = connection_class(parts.hostname or "", address=address, port=parts.port, timeout=timeout)
+    path = parts.path or "/"
+    if parts.query:
+        path += f"?{parts.query}"
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return int(response.status)
+    finally:
+        connection.close()
 
 
 def _enqueue(event_id: int, *, attempt: int) -> None:
@@ -136,7 +176,9 @@ def webhook_deliver(*, event_id: int, attempt: int) -> bool:
     if webhook is None:
         MonitoringEvent.objects.filter(pk=event_id).update(webhook_status=Delivery.FAILED, webhook_error="webhook removed")
         return False
-    refusal = webhook_url_refusal(webhook.url, resolve=True)
+    refusal, address = _webhook_address(webhook.url, resolve=True)
+    if refusal is None and address is None:
+        refusal = "the host does not resolve"
     if refusal is not None:
         MonitoringEvent.objects.filter(pk=event_id).update(
             webhook_status=Delivery.FAILED, webhook_attempts=F("webhook_attempts") + 1, webhook_error=f"refused: {refusal}"
@@ -144,26 +186,20 @@ def webhook_deliver(*, event_id: int, attempt: int) -> bool:
         logger.warning("webhook_refused event=%s reason=%s", event_id, refusal)
         return False
     body = json.dumps(event_payload(event), sort_keys=True).encode()
-    request = urllib.request.Request(
-        webhook.url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "leadml-webhook",
-            "X-Leadml-Event": event.kind,
-            "X-Leadml-Delivery": str(event.pk),
-            SIGNATURE_HEADER: signature(webhook.secret, body),
-        },
-    )
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "leadml-webhook",
+        "X-Leadml-Event": event.kind,
+        "X-Leadml-Delivery": str(event.pk),
+        SIGNATURE_HEADER: signature(webhook.secret, body),
+    }
+    assert address is not None
     try:
-        with _OPENER.open(request, timeout=settings.LEADML_WEBHOOK_TIMEOUT_SECONDS) as response:
-            status = response.status
-    except urllib.error.HTTPError as error:
-        redirect = " (redirects are not followed)" if 300 <= error.code < 400 else ""
-        return _failed(event_id, attempt, f"HTTP {error.code}{redirect}")
-    except (urllib.error.URLError, OSError, ValueError) as error:
+        status = _post_pinned(webhook.url, address, body, headers, settings.LEADML_WEBHOOK_TIMEOUT_SECONDS)
+    except (OSError, http.client.HTTPException, ValueError) as error:
         return _failed(event_id, attempt, f"{error.__class__.__name__}: {error}")
+    if 300 <= status < 400:
+        return _failed(event_id, attempt, f"HTTP {status} (redirects are not followed)")
     if not 200 <= status < 300:
         return _failed(event_id, attempt, f"HTTP {status}")
     MonitoringEvent.objects.filter(pk=event_id).update(

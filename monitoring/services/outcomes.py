@@ -27,6 +27,8 @@ from leadml.ml.targets import KNOWN_NEGATIVE, KNOWN_POSITIVE, normalise_label_te
 from leadml.ml.types import is_classification
 from monitoring.models import Outcome
 from predictions.models import Prediction
+from predictions.public_ids import MAX_ID as PUBLIC_MAX_ID
+from predictions.public_ids import internal_id
 from registry.selectors import model_version_get_active
 from training.models import Dataset, DatasetRow
 
@@ -37,7 +39,7 @@ OUTCOMES_DATASET_TARGET = "outcome"
 # Outcomes observed before this year are refused as typos.
 EARLIEST_OBSERVED = 1970
 # Largest id a prediction can have (a 64-bit primary key).
-MAX_PREDICTION_ID = 2**63 - 1
+MAX_PREDICTION_ID = PUBLIC_MAX_ID
 # Distinct target values read to recognise a tenant's own "not converted" statuses.
 TARGET_VALUES_LIMIT = 1000
 
@@ -67,7 +69,7 @@ class OutcomesResult:
 class _Item:
     index: int
     entity_id: str
-    prediction_id: int | None
+    prediction_id: int | None  # the public id sent (predictions.public_ids)
     value: Any
     observed_at: datetime
     label: float = math.nan
@@ -78,7 +80,7 @@ class _Item:
         """One outcome per entity: the CRM id the prediction carried, else that prediction."""
         if self.prediction is not None:
             return self.prediction.entity_id or f"prediction:{self.prediction.pk}"
-        return self.entity_id or f"prediction:{self.prediction_id}"
+        return self.entity_id or f"prediction:{internal_id(self.prediction_id or 0)}"
 
 
 class _Rejected(Exception):
@@ -235,10 +237,9 @@ def _observed_at(value: Any, now: datetime) -> datetime:
 def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[dict[str, Any]]) -> list[_Item]:
     """Attach each item's prediction; refuse ids that are unknown or not this tenant's."""
     scope = Prediction.objects.filter(tenant=tenant, model_type=model_type)
-    by_id = {
-        prediction.pk: prediction
-        for prediction in scope.filter(pk__in={item.prediction_id for item in items if item.prediction_id})
-    }
+    wanted_ids = {item.prediction_id: internal_id(item.prediction_id) for item in items if item.prediction_id}
+    found = scope.in_bulk({number for number in wanted_ids.values() if number is not None})
+    by_id = {public: found[number] for public, number in wanted_ids.items() if number in found}
     wanted_entities = {item.entity_id for item in items if item.entity_id and item.prediction_id is None}
     latest: dict[str, tuple[Any, int]] = {}
     for entity_id, pk, created_at in scope.filter(entity_id__in=wanted_entities).values_list(
@@ -247,7 +248,7 @@ def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[di
         if entity_id not in latest or (created_at, pk) > latest[entity_id]:
             latest[entity_id] = (created_at, pk)
     by_entity_pk = {entity_id: pk for entity_id, (_, pk) in latest.items()}
-    by_id.update(scope.in_bulk(set(by_entity_pk.values()) - set(by_id)))
+    by_pk = scope.in_bulk(set(by_entity_pk.values()))
 
     linked: list[_Item] = []
     for item in items:
@@ -262,7 +263,7 @@ def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[di
                 rejected.append(
                     {
                         "index": item.index,
-                        "error": f"prediction {prediction.pk} was made for entity_id {prediction.entity_id!r}, not {item.entity_id!r}",
+                        "error": f"prediction {item.prediction_id} was made for entity_id {prediction.entity_id!r}, not {item.entity_id!r}",
                     }
                 )
                 continue
@@ -270,7 +271,7 @@ def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[di
             # pair the two whichever way the outcome named it.
             item.entity_id = prediction.entity_id
         else:
-            prediction = by_id.get(by_entity_pk.get(item.entity_id))
+            prediction = by_pk.get(by_entity_pk.get(item.entity_id))
             if prediction is None:
                 rejected.append(
                     {"index": item.index, "error": f"no {model_type} prediction was made for entity_id {item.entity_id!r}"}

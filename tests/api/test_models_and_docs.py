@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 import leadml
 import leadml.health
 from predictions.models import Prediction
+from predictions.public_ids import internal_id
 from registry.artifacts import artifact_read
 from registry.models import ModelVersion, PromotionEvent
 from registry.services import model_version_register
@@ -102,7 +103,7 @@ def test_deleting_active_model_needs_force(
     assert not ModelVersion.objects.filter(pk=lead_model.pk).exists()
     assert not storages["models"].exists(path)
     # The prediction log outlives the model and still names the version it came from.
-    assert Prediction.objects.get(pk=prediction_id).model_version_id == lead_model.pk
+    assert Prediction.objects.get(pk=internal_id(prediction_id)).model_version_id == lead_model.pk
     # With no model left, the tenant is scored by the rules again.
     again = api.post("/predict", {"model_type": "lead_conversion", "user_id": TENANT, "data": CRM_LEAD}, format="json")
     assert again.status_code == 200 and again.json()["source"] == "rules"

@@ -9,6 +9,7 @@ from django.core.files.storage import storages
 from rest_framework.test import APIClient
 
 from predictions.models import Prediction
+from predictions.public_ids import internal_id
 from registry.cache import cache_clear
 from registry.models import ModelVersion
 from registry.services import model_version_activate
@@ -115,7 +116,7 @@ def test_predict_stores_one_prediction_row(api: APIClient, lead_model: ModelVers
     response = api.post("/predict", lead_request(CRM_LEAD, entity_id="lead-42"), format="json")
     body = response.json()
     prediction = Prediction.objects.get()
-    assert prediction.pk == body["prediction_id"]
+    assert prediction.pk == internal_id(body["prediction_id"])
     assert prediction.tenant == TENANT and prediction.model_type == "lead_conversion"
     assert prediction.model_version_id == lead_model.pk
     assert prediction.source == "model"
@@ -149,7 +150,7 @@ def test_batch_scores_every_row_and_stores_them_as_one_batch(
     assert len(stored) == 25
     assert len({prediction.batch_id for prediction in stored}) == 1 and stored[0].batch_id is not None
     assert [prediction.entity_id for prediction in stored] == [row["id"] for row in rows]
-    assert [prediction.pk for prediction in stored] == [item["prediction_id"] for item in items]
+    assert [prediction.pk for prediction in stored] == [internal_id(item["prediction_id"]) for item in items]
     assert all(prediction.model_version_id == lead_model.pk for prediction in stored)
 
     # A row scores the same alone as in the batch.
@@ -451,4 +452,4 @@ def test_model_name_chooses_among_two_lead_models(api: APIClient, lead_model: Mo
     assert chosen["model_version"] == second.version
 
     stored = dict(Prediction.objects.values_list("id", "model_version_id"))
-    assert stored == {default["prediction_id"]: lead_model.pk, chosen["prediction_id"]: second.pk}
+    assert stored == {internal_id(default["prediction_id"]): lead_model.pk, internal_id(chosen["prediction_id"]): second.pk}

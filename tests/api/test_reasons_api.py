@@ -8,6 +8,7 @@ from rest_framework.test import APIClient
 
 from leadml.ml.reasons import Explainer
 from predictions.models import Prediction
+from predictions.public_ids import internal_id
 from registry.cache import bundle_load
 from registry.models import ModelVersion
 from tests.conftest import TENANT, clv_request, lead_request, make_dataset, train_inline, without
@@ -96,13 +97,13 @@ def test_explain_false_leaves_the_reasons_out(api: APIClient, lead_model: ModelV
     body = plain.json()
     assert "reasons" not in body and "explanation" not in body
     assert body["conversion_probability"] == explained["conversion_probability"]
-    stored = Prediction.objects.get(pk=body["prediction_id"])
+    stored = Prediction.objects.get(pk=internal_id(body["prediction_id"]))
     assert "reasons" not in stored.output
 
 
 def test_stored_prediction_keeps_the_reasons(api: APIClient, lead_model: ModelVersion) -> None:
     body = api.post("/predict", lead_request(STRONG_LEAD), format="json").json()
-    stored = Prediction.objects.get(pk=body["prediction_id"])
+    stored = Prediction.objects.get(pk=internal_id(body["prediction_id"]))
     assert stored.output["reasons"] == body["reasons"]
     assert stored.output["explanation"] == body["explanation"]
 
@@ -141,7 +142,7 @@ def test_batch_leaves_reasons_out_unless_asked(
     for item, plain_item in zip(items, plain.json()["predictions"]):
         assert item["conversion_probability"] == plain_item["conversion_probability"]
         assert_reasons_add_up(item, item["conversion_probability"] * 100, unit="score points")
-        stored = Prediction.objects.get(pk=item["prediction_id"])
+        stored = Prediction.objects.get(pk=internal_id(item["prediction_id"]))
         assert stored.output["reasons"] == item["reasons"]
     # Each record gets its own reasons.
     distinct = {tuple(sorted((r["feature"], r["contribution"]) for r in item["reasons"])) for item in items}
@@ -203,7 +204,7 @@ def test_failing_explanation_still_returns_the_model_prediction(
     assert body["reasons"] == []
     assert body["explanation"]["method"] == "unavailable"
     assert "RuntimeError" in body["explanation"]["detail"]
-    assert Prediction.objects.get(pk=body["prediction_id"]).source == "model"
+    assert Prediction.objects.get(pk=internal_id(body["prediction_id"])).source == "model"
 
     batch = api.post("/predict/batch", lead_request([STRONG_LEAD], explain=True), format="json")
     assert batch.status_code == 200, batch.content

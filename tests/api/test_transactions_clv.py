@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from leadml.ml.transactions import features_for_customer
 from predictions.models import Prediction
+from predictions.public_ids import internal_id
 from tests.conftest import TENANT, train_inline
 from training.models import Dataset, DatasetRow
 
@@ -142,7 +143,7 @@ def test_btyd_trains_on_the_customer_table_and_scores_transactions(
         "customer_id": "c0003", **{k: (None if np.isnan(v) else v) for k, v in features.items()}}}, format="json")
     assert by_log.json()["lifetime_value"] == by_fields.json()["lifetime_value"]
     assert by_log.json()["source"] == "model"
-    stored = Prediction.objects.get(pk=by_log.json()["prediction_id"])
+    stored = Prediction.objects.get(pk=internal_id(by_log.json()["prediction_id"]))
     assert stored.entity_id == "c0003" and stored.input["purchase_days"] == features["purchase_days"]
 
     batch = api.post("/predict/batch", {"model_type": "customer_lifetime_value", "user_id": TENANT, "data": [

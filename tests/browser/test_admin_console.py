@@ -52,6 +52,19 @@ def admin_session(browser: Any, live_server: Any) -> Any:
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     WebDriverWait(browser, WAIT_SECONDS).until(expected_conditions.presence_of_element_located((By.ID, "leadml-dashboard")))
+    # DEBUG is off (the test settings, as in production): the styles and scripts come
+    # from WhiteNoise, and every one of them loaded.
+    assert settings.DEBUG is False
+    rules = browser.execute_script(
+        "return Array.from(document.styleSheets).filter(s => s.href && s.href.includes('/static/'))"
+        ".map(s => s.cssRules.length)"
+    )
+    assert rules and all(count > 0 for count in rules), rules
+    failed = browser.execute_script(
+        "return performance.getEntriesByType('resource').filter(e => e.name.includes('/static/')"
+        " && e.responseStatus && e.responseStatus >= 400).map(e => e.name)"
+    )
+    assert failed == [], failed
     return browser
 
 

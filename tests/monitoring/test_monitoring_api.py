@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from predictions.models import Prediction
+from predictions.public_ids import internal_id
 from registry.models import ModelVersion
 from tests.conftest import TENANT, train_inline
 from tests.monitoring.conftest import (
@@ -24,7 +25,7 @@ from tests.monitoring.conftest import (
 
 
 def _age(prediction_ids: list[int], days: float) -> None:
-    Prediction.objects.filter(pk__in=prediction_ids).update(created_at=timezone.now() - timedelta(days=days))
+    Prediction.objects.filter(pk__in=[internal_id(public) for public in prediction_ids]).update(created_at=timezone.now() - timedelta(days=days))
 
 
 @pytest.mark.django_db

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from monitoring.models import Outcome
 from predictions.models import Prediction
+from predictions.public_ids import internal_id, public_ids
 from registry.models import ModelVersion
 from tests.conftest import OTHER_TENANT, TENANT
 from tests.monitoring.conftest import (
@@ -52,7 +53,7 @@ def test_outcome_by_entity_id_links_the_latest_prediction_of_that_entity(
 
     assert (answer["accepted"], answer["stored"], answer["rejected"]) == (1, 1, [])
     outcome = Outcome.objects.get(tenant=TENANT, entity_id=record["id"])
-    assert outcome.prediction_id == latest != first
+    assert outcome.prediction_id == internal_id(latest) != internal_id(first)
     assert outcome.model_version_id == lead_model.pk
     assert outcome.label == 1.0 and outcome.value == "won"
     assert outcome.dataset_row.data["lead_score"] == 95
@@ -70,7 +71,7 @@ def test_outcome_by_prediction_id_links_that_prediction_and_takes_its_entity(
 
     assert answer["stored"] == 1, answer
     outcome = Outcome.objects.get(tenant=TENANT)
-    assert outcome.prediction_id == first
+    assert outcome.prediction_id == internal_id(first)
     assert outcome.entity_id == record["id"] and outcome.entity_key == record["id"]
     assert outcome.label == 0.0
     assert outcome.dataset_row.data["lead_score"] == 5
@@ -103,7 +104,7 @@ def test_unknown_and_foreign_references_are_rejected_by_index_and_the_others_sto
         {"entity_id": scored[0]["lead_id"], "outcome": "won"},
         {"entity_id": "never-scored", "outcome": "won"},
         {"prediction_id": 10_000_000, "outcome": "won"},
-        {"prediction_id": foreign.pk, "outcome": "lost"},
+        {"prediction_id": public_ids([foreign.pk])[0], "outcome": "lost"},
         {"outcome": "won"},
         {"prediction_id": scored[1]["prediction_id"], "outcome": "lost"},
     ]
@@ -115,7 +116,7 @@ def test_unknown_and_foreign_references_are_rejected_by_index_and_the_others_sto
     assert sorted(rejected) == [1, 2, 3, 4]
     assert "never-scored" in rejected[1]
     assert "10000000" in rejected[2]
-    assert str(foreign.pk) in rejected[3]
+    assert str(public_ids([foreign.pk])[0]) in rejected[3]
     assert "entity_id" in rejected[4]
     stored = set(Outcome.objects.values_list("entity_id", flat=True))
     assert stored == {scored[0]["lead_id"], scored[1]["lead_id"]}

@@ -158,3 +158,28 @@ def test_a_webhook_redirect_is_not_followed(
     assert seen == ["POST /hook"]
     event.refresh_from_db()
     assert event.webhook_status == "pending" and "redirects are not followed" in event.webhook_error
+
+
+@pytest.mark.django_db
+def test_a_webhook_connects_to_the_address_that_passed_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS rebinding: the name resolves to a public address for the check, then to loopback."""
+    import monitoring.services.events as events
+
+    answers = iter(["93.184.216.34", "127.0.0.1", "127.0.0.1"])
+    connected: list[tuple[str, int]] = []
+
+    def rebinding(host: str, port: Any, *args: Any, **kwargs: Any) -> list[Any]:
+        return [(2, 1, 6, "", (next(answers), port))]
+
+    def recording(address: tuple[str, int], *args: Any, **kwargs: Any) -> Any:
+        connected.append(address)
+        raise ConnectionRefusedError("not in this test")
+
+    monkeypatch.setattr(events.socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(events.socket, "create_connection", recording)
+    TenantWebhook.objects.create(tenant=TENANT, url="https://rebind.example:8443/hook", secret="s" * 20)
+    event = event_record(tenant=TENANT, model_type=LEAD, kind=MonitoringEvent.Kind.TRIGGER_FIRED, message="x")
+
+    assert webhook_deliver(event_id=event.pk, attempt=1) is False
+
+    assert connected == [("93.184.216.34", 8443)]  # never the address the name moved to

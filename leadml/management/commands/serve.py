@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from monitoring.services.schedule import monitoring_schedule_ensure
@@ -96,6 +97,17 @@ class Child:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):  # group already empty
             pass
+
+
+def static_files_ensure() -> None:
+    """Collect the static files once (the admin's and the API docs', hashed and compressed).
+
+    WhiteNoise serves them in every mode; with manifest storage nothing renders before
+    they are collected. After upgrading packages, run `manage.py collectstatic` again.
+    """
+    storage = settings.STORAGES["staticfiles"]["BACKEND"]
+    if "Manifest" in storage and not (Path(settings.STATIC_ROOT) / "staticfiles.json").exists():
+        call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def serving_thread_env() -> dict[str, str]:
@@ -191,6 +203,7 @@ class Command(BaseCommand):
         if with_worker:
             # The worker's scheduler evaluates retraining triggers at the configured interval.
             monitoring_schedule_ensure()
+        static_files_ensure()
 
         failed: Child | None = None
         # Installed before any child starts, so a signal arriving during start-up is not
