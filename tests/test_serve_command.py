@@ -138,14 +138,14 @@ class ServeProcess:
 def start_serve(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     started: list[subprocess.Popen[bytes]] = []
 
-    def start(*extra_args: str) -> ServeProcess:
+    def start(*extra_args: str, env: dict[str, str] | None = None) -> ServeProcess:
         port = _free_port()
         log_path = tmp_path / f"serve-{port}.log"
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), *extra_args],
                 cwd=BASE_DIR,
-                env=serve_env,
+                env={**serve_env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

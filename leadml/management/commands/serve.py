@@ -161,6 +161,11 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-worker", action="store_true", help="Do not start the job worker (qcluster).")
         parser.add_argument(
+            "--dev",
+            action="store_true",
+            help="Development: DEBUG on (Django's error pages). Never on a machine others can reach.",
+        )
+        parser.add_argument(
             "--stop-timeout",
             type=float,
             default=DEFAULT_STOP_TIMEOUT_SECONDS,
@@ -175,6 +180,7 @@ class Command(BaseCommand):
         timeout: int = options["timeout"]
         reload: bool = options["reload"]
         with_worker: bool = not options["no_worker"]
+        self._dev = bool(options["dev"])
         stop_timeout: float = options["stop_timeout"]
         if not 0 < port < 65536:
             raise CommandError(f"--port must be between 1 and 65535, not {port}.")
@@ -219,7 +225,8 @@ class Command(BaseCommand):
                 else f"gunicorn, {workers} worker{'s' * (workers > 1)} × {threads} thread{'s' * (threads > 1)}"
             )
             job_worker = "running (qcluster)" if with_worker else "not started (--no-worker)"
-            self.stdout.write(f"leadml serving on http://{address}/ ({server}); job worker {job_worker}")
+            mode = "; DEBUG on (--dev)" if self._dev or settings.DEBUG else ""
+            self.stdout.write(f"leadml serving on http://{address}/ ({server}); job worker {job_worker}{mode}")
             # Children write to the same stdout; without a flush this line could appear
             # after theirs when stdout is a pipe (Docker logs, CI).
             self.stdout.flush()
@@ -289,6 +296,8 @@ class Command(BaseCommand):
         env["DJANGO_SETTINGS_MODULE"] = settings.SETTINGS_MODULE
         # Logs should reach `docker logs` as they happen, not when a buffer fills.
         env["PYTHONUNBUFFERED"] = "1"
+        if getattr(self, "_dev", False):
+            env["DEBUG"] = "1"
         return env
 
     def _install_signal_handlers(self) -> dict[int, Any]:
