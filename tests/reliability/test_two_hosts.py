@@ -32,7 +32,7 @@ def _token(env: dict[str, str]) -> str:
 
 
 def test_a_host_missing_an_artifact_serves_the_previous_version_and_stays_in_the_pool(
-    start_serve: Callable[..., ServeProcess], serve_env: dict[str, str], tmp_path: Path
+    start_serve: Callable[..., ServeProcess], serve_env: dict[str, str], tmp_path: Path  # noqa: F811
 ) -> None:
     key = _token(serve_env)
     first = start_serve("--workers", "1", "--threads", "2")  # trains: the artifacts are in its folder
@@ -79,7 +79,7 @@ def test_a_host_missing_an_artifact_serves_the_previous_version_and_stays_in_the
 
 
 def test_a_database_that_cannot_be_reached_is_a_503_with_retry_after(
-    start_serve: Callable[..., ServeProcess],
+    start_serve: Callable[..., ServeProcess],  # noqa: F811
 ) -> None:
     server = start_serve(
         "--no-worker", "--workers", "1", "--threads", "2",
