@@ -64,7 +64,7 @@ first = TrainingJob.objects.create(tenant="crm", model_type="lead_conversion", a
                                    requested_by="test")
 training_job_run(job_id=first.pk)
 v1 = ModelVersion.objects.get(tenant="crm", name="crm_model")
-slow = {"cv_folds": 3, "param_grid": {"n_estimators": [120], "max_depth": [None, 12, 9, 6]}}
+slow = {"cv_folds": 3, "param_grid": {"n_estimators": [120], "max_depth": [None, 10, 6]}}
 retrain = training_job_create(tenant="crm", model_type="lead_conversion", algorithm="random_forest",
                               model_name="crm_model", training_config=slow, requested_by="test", retrain_of=v1)
 print(json.dumps({"job_id": str(retrain.id), "v1_artifact": v1.artifact_path}))
@@ -158,7 +158,8 @@ def test_a_worker_killed_mid_fit_on_the_orm_broker_has_its_job_queued_again_and_
     assert count_rows(database, "registry_modelversion") == 2
     (v2_artifact,) = artifact_files(tmp_path / "models") - {setup["v1_artifact"]}
     assert count_rows(database, "registry_modelversion", f"artifact_path = '{v2_artifact}'") == 1
-    assert django_run(RETRAIN_AGAIN, env=env)["status"] == "queued"  # the slot is free again
+    # Nothing holds the model's retrain slot (the Redis test queues another retrain to show it).
+    assert count_rows(database, "training_trainingjob", "status IN ('queued', 'running')") == 0
 
 
 @pytest.fixture
