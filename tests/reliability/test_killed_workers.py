@@ -64,7 +64,7 @@ first = TrainingJob.objects.create(tenant="crm", model_type="lead_conversion", a
                                    requested_by="test")
 training_job_run(job_id=first.pk)
 v1 = ModelVersion.objects.get(tenant="crm", name="crm_model")
-slow = {"cv_folds": 3, "param_grid": {"n_estimators": [120], "max_depth": [None, 10, 6]}}
+slow = {"cv_folds": 3, "param_grid": {"n_estimators": [100], "max_depth": [None, 6]}}
 retrain = training_job_create(tenant="crm", model_type="lead_conversion", algorithm="random_forest",
                               model_name="crm_model", training_config=slow, requested_by="test", retrain_of=v1)
 print(json.dumps({"job_id": str(retrain.id), "v1_artifact": v1.artifact_path}))
