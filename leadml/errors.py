@@ -28,6 +28,8 @@ class ApplicationError(Exception):
     """A failure the client can act on: bad input, a missing resource, a conflict."""
 
     status_code = status.HTTP_400_BAD_REQUEST
+    # Response headers the answer carries besides the one error body (Retry-After).
+    headers: dict[str, str] = {}
 
     def __init__(
         self,
@@ -56,9 +58,15 @@ class ConflictError(ApplicationError):
 
 
 class ServiceUnavailableError(ApplicationError):
-    """A dependency (the database, the job broker) cannot be reached: retry later (503)."""
+    """A dependency (the database, the job queue) cannot be reached for now: 503 with Retry-After."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+    def __init__(
+        self, message: str, *, retry_after_seconds: int = RETRY_AFTER_SECONDS, details: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__(message, details=details)
+        self.headers = {"Retry-After": str(retry_after_seconds)}
 
 
 def error_body(message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -104,8 +112,7 @@ def _first_message(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Turn any exception raised in a view into the one error shape."""
     if isinstance(exc, ApplicationError):
-        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status_code == 503 else None
-        return Response(error_body(exc.message, exc.details), status=exc.status_code, headers=headers)
+        return Response(error_body(exc.message, exc.details), status=exc.status_code, headers=exc.headers or None)
     if isinstance(exc, (ConfigError, DataError, InputError)):
         # The ML core refusing a request's data or options: the caller's to fix.
         return Response(error_body(exc.message, {exc.field or "non_field_errors": [exc.message]}), status=400)

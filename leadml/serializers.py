@@ -52,6 +52,7 @@ ERROR_DESCRIPTIONS = {
     422: "The training job failed or was cancelled while the request waited for it",
     429: "Too many requests for this token",
     500: "Unexpected server error (logged; no internals in the message)",
+    503: "The job queue cannot be reached: nothing was queued; retry after the `Retry-After` header's seconds",
 }
 # Every token-authenticated endpoint can answer these, whatever it does.
 AUTHENTICATED_ERRORS = (401, 429, 500)

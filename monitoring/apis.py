@@ -315,7 +315,7 @@ class ModelRetrainApi(APIView):
     @extend_schema(
         request=InputSerializer,
         parameters=[OpenApiParameter("user_id", str, location=OpenApiParameter.PATH)],
-        responses={202: OutputSerializer, **error_responses(400, 403, 404, 409, 413)},
+        responses={202: OutputSerializer, **error_responses(400, 403, 404, 409, 413, 503)},
         summary="Retrain a model now with its own algorithm and configuration",
     )
     def post(self, request: Request, user_id: str, model_name: str) -> Response:

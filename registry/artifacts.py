@@ -20,9 +20,19 @@ def _safe(part: str) -> str:
     return UNSAFE.sub("_", part).strip("._") or "x"
 
 
-def artifact_save(*, tenant: str, model_type: str, name: str, sha256: str, data: bytes) -> str:
-    """Write an artifact and return its storage path (never overwrites an existing file)."""
-    wanted = f"{_safe(tenant)}/{model_type}/{_safe(name)}-{sha256[:16]}.joblib"
+def artifact_path_for(*, tenant: str, model_type: str, name: str, sha256: str) -> str:
+    """Return the free storage path an artifact with this content would be written to."""
+    return _storage().get_available_name(f"{_safe(tenant)}/{model_type}/{_safe(name)}-{sha256[:16]}.joblib")
+
+
+def artifact_save(*, tenant: str, model_type: str, name: str, sha256: str, data: bytes, path: str | None = None) -> str:
+    """Write an artifact (at `path` when it is still free) and return its storage path.
+
+    Never overwrites an existing file. The file is written in place: a process killed
+    while writing leaves a partial file at that path, which is why callers can learn
+    the path first (`artifact_path_for`).
+    """
+    wanted = path or artifact_path_for(tenant=tenant, model_type=model_type, name=name, sha256=sha256)
     return _storage().save(wanted, ContentFile(data))
 
 

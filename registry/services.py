@@ -71,6 +71,7 @@ def model_version_register(
     promote_reason: str | None = None,
     promote_over: int | None = None,
     on_registered: Callable[[ModelVersion], None] | None = None,
+    on_artifact_path: Callable[[str], None] | None = None,
 ) -> ModelVersion:
     """Store the artifact, then register a new version in one transaction.
 
@@ -80,11 +81,19 @@ def model_version_register(
     the same transaction (the training job marks itself succeeded there), so a job never
     succeeds without its version nor a version appears without its job. If anything
     fails, the artifact file is removed again: no orphan files, no half-registered model.
+    A process killed on the way cannot remove anything, so `on_artifact_path` learns the
+    path before the file is written (the training job records it for whoever takes the
+    job over) and again if the storage had to pick another name.
     """
+    wanted = artifacts.artifact_path_for(tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256)
+    if on_artifact_path is not None:
+        on_artifact_path(wanted)
     path = artifacts.artifact_save(
-        tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256, data=artifact_bytes
+        tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256, data=artifact_bytes, path=wanted
     )
     try:
+        if path != wanted and on_artifact_path is not None:
+            on_artifact_path(path)  # the name was taken in between: record the one written
         with transaction.atomic():
             model_version = _model_version_create(
                 tenant=tenant,
@@ -120,6 +129,19 @@ def model_version_register(
         model_version.status,
     )
     return model_version
+
+
+def model_artifact_discard(*, path: str) -> bool:
+    """Remove an artifact file that no version was registered with (a lost run's); True if removed.
+
+    Only for a file whose writer can no longer register it (its training job was taken
+    over): a version registered with the path keeps its file.
+    """
+    if not path or ModelVersion.objects.filter(artifact_path=path).exists():
+        return False
+    artifacts.artifact_delete(path)
+    logger.info("model_artifact_discarded path=%s", path)
+    return True
 
 
 def _model_version_create(

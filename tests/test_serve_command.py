@@ -236,23 +236,81 @@ def test_serve_stops_job_worker_too_on_sigint(start_serve: Callable[..., ServePr
     assert "job worker running" in server.log()
 
 
-def test_serve_fails_and_stops_the_server_when_the_job_worker_dies(
+def _parent(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return int(stat[stat.rindex(")") + 2 :].split()[1])
+
+
+def _qcluster_leader(server: ServeProcess) -> int | None:
+    """The qcluster serve started itself (its direct child), if one runs now."""
+    for pid, cmdline in _session_processes(server.process.pid).items():
+        if "qcluster" in cmdline and _parent(pid) == server.process.pid:
+            return pid
+    return None
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid not in (ancestor, 0, 1):
+        parent = _parent(pid)
+        if parent is None:
+            return False
+        pid = parent
+    return pid == ancestor
+
+
+def test_serve_restarts_the_job_worker_when_it_dies_while_the_api_keeps_answering(
     start_serve: Callable[..., ServeProcess],
 ) -> None:
+    server = start_serve("--stop-timeout", "20")
+    _wait_for_job_worker(server)
+    first = _qcluster_leader(server)
+    assert first is not None
+
+    os.kill(first, signal.SIGKILL)
+
+    # The API answers all along; serve says why the worker went and starts a new one.
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    answers = 0
+    while (second := _qcluster_leader(server)) in (None, first):
+        assert time.monotonic() < deadline, f"no new qcluster started:\n{server.log()}"
+        assert server.process.poll() is None, f"serve exited:\n{server.log()}"
+        assert _answers_http(server.port), f"the API stopped answering:\n{server.log()}"
+        answers += 1
+        time.sleep(0.2)
+    assert answers >= 1
+    assert "qcluster exited unexpectedly (killed by SIGKILL)" in server.log()
+    assert f"qcluster restarted (pid {second})" in server.log()
+    assert _answers_http(server.port)
+    # The killed leader's sentinel and pool were orphaned, not stopped: serve killed them
+    # before starting the new worker, so exactly one cluster runs.
+    while not re.search(r"Q Cluster \S+ \[\w+\] running\.", server.log().split(f"pid {second}")[-1]):
+        assert time.monotonic() < deadline + START_TIMEOUT_SECONDS, f"the new qcluster never ran:\n{server.log()}"
+        time.sleep(0.25)
+    workers = [pid for pid, cmdline in _session_processes(server.process.pid).items() if "qcluster" in cmdline]
+    assert workers and all(_descends_from(pid, second) for pid in workers), (first, second, workers)
+
+    assert server.interrupt_and_wait() == 0, server.log()
+    assert _wait_for_session_empty(server.process.pid) == {}
+    assert _port_closed(server.port)
+
+
+def test_serve_fails_and_stops_the_job_worker_when_the_server_dies(start_serve: Callable[..., ServeProcess]) -> None:
     server = start_serve()
     running = _wait_for_job_worker(server)
-    # The qcluster leader is serve's direct child; its sentinel and pool are below it.
-    worker_pid = min(pid for pid, cmdline in running.items() if "qcluster" in cmdline)
+    # The gunicorn arbiter is serve's direct child; its workers are below it.
+    arbiter = min(pid for pid, cmdline in running.items() if "gunicorn" in cmdline)
 
-    os.kill(worker_pid, signal.SIGKILL)
+    os.kill(arbiter, signal.SIGKILL)
 
     try:
         returncode = server.process.wait(timeout=STOP_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"serve kept running after its job worker died:\n{server.log()}")
+        pytest.fail(f"serve kept running after its server died:\n{server.log()}")
     assert returncode != 0, server.log()
-    assert "qcluster exited unexpectedly" in server.log()
-    # The killed leader's own children were orphaned, not stopped: serve must clean up those too.
+    assert "gunicorn exited unexpectedly" in server.log()
     assert _wait_for_session_empty(server.process.pid) == {}
     assert _port_closed(server.port)
 

@@ -276,7 +276,7 @@ class TrainApi(APIView):
         responses={
             200: TrainResultSerializer,
             202: AcceptedOutputSerializer,
-            **error_responses(400, 403, 404, 409, 413, 422),
+            **error_responses(400, 403, 404, 409, 413, 422, 503),
         },
         summary="Train a model (waits for the job and answers in the original shape, or 202 with the job)",
     )

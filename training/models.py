@@ -95,10 +95,18 @@ class TrainingJob(TimeStampedModel):
     log = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
+    # Deliveries used: each run started, and each task lost before a worker started it.
+    # Also the claim's fencing token: a worker writes only while the count is its own,
+    # so a worker presumed dead cannot touch a job that was re-queued and claimed again.
     attempts = models.PositiveSmallIntegerField(default=0)
 
+    enqueued_at = models.DateTimeField(null=True, blank=True, help_text="When a task for it last went to the broker.")
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=200, blank=True, help_text="host:pid of the process that claimed it last.")
+    # Recorded before the artifact file is written, so the file of a worker killed while
+    # writing it (or before registering it) can be removed by whoever takes the job over.
+    artifact_path = models.CharField(max_length=500, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     model_version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_jobs"

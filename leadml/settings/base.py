@@ -6,12 +6,28 @@ One `env` reader: a malformed variable stops start-up instead of being guessed a
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
 env = environ.Env()
+
+
+def _redis_url_with_timeouts(url: str) -> str:
+    """Return the Redis URL with socket timeouts unless it sets its own.
+
+    Without them a Redis that is unreachable (a dropped packet, not a refused
+    connection) holds `POST /train` for the operating system's connect timeout (minutes)
+    before it can answer 503. The read timeout stays above the broker's 1 s blocking pop.
+    """
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    query.setdefault("socket_connect_timeout", "5")
+    query.setdefault("socket_timeout", "10")
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 def local_secret_key(path: Path) -> str:
@@ -194,9 +210,6 @@ LEADML_MAX_WAIT_SECONDS = env.int("LEADML_MAX_WAIT_SECONDS", default=3600)
 # SPEC §4: refuse to train below these.
 LEADML_MIN_ROWS = env.int("LEADML_MIN_ROWS", default=50)
 LEADML_MIN_ROWS_PER_CLASS = env.int("LEADML_MIN_ROWS_PER_CLASS", default=10)
-# A running job whose heartbeat is older than this was lost with its worker and may be
-# claimed again by a re-delivery of its task.
-LEADML_JOB_STALE_SECONDS = env.int("LEADML_JOB_STALE_SECONDS", default=600)
 
 # --- API ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -249,13 +262,42 @@ SPECTACULAR_SETTINGS = {
 # --- Jobs (django-q2) ----------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 LEADML_JOB_TIMEOUT_SECONDS = env.int("LEADML_JOB_TIMEOUT_SECONDS", default=3600)
+# A running job's worker writes heartbeat_at this often from a thread of its own, so a
+# long single fit (a final refit, calibration, permutation importance, the promotion
+# comparison) never leaves the row silent: the ML core only reports between steps.
+LEADML_JOB_HEARTBEAT_SECONDS = env.int("LEADML_JOB_HEARTBEAT_SECONDS", default=15)
+# A running job silent this long lost its worker (killed, out of memory, machine gone):
+# eight missed beats, so a database busy for a while (SQLite waits up to 30 s for its
+# write lock) never gets a healthy job reaped; short enough that a lost job is noticed
+# in minutes. A queued job counts as lost after this long without a worker taking it
+# while no job is running (an idle worker takes a task within a second).
+LEADML_JOB_STALE_SECONDS = env.int("LEADML_JOB_STALE_SECONDS", default=120)
+# Deliveries a job may use: a lost job is queued again while it has used fewer, then failed.
+LEADML_JOB_MAX_ATTEMPTS = env.int("LEADML_JOB_MAX_ATTEMPTS", default=2)
+# How often the job worker looks for lost jobs (a django-q2 schedule: whole minutes).
+LEADML_JOB_REAPER_INTERVAL_MINUTES = env.int("LEADML_JOB_REAPER_INTERVAL_MINUTES", default=1)
+# Time limit of every other task (trigger evaluation of all tenants, webhook deliveries,
+# the reaper); training tasks carry LEADML_JOB_TIMEOUT_SECONDS.
+LEADML_TASK_TIMEOUT_SECONDS = env.int("LEADML_TASK_TIMEOUT_SECONDS", default=600)
+if LEADML_JOB_STALE_SECONDS < 3 * LEADML_JOB_HEARTBEAT_SECONDS:
+    raise ImproperlyConfigured(
+        f"LEADML_JOB_STALE_SECONDS ({LEADML_JOB_STALE_SECONDS}) must be at least three heartbeats "
+        f"(3 x LEADML_JOB_HEARTBEAT_SECONDS = {3 * LEADML_JOB_HEARTBEAT_SECONDS}): healthy jobs would be reaped"
+    )
+if LEADML_JOB_MAX_ATTEMPTS < 1 or LEADML_JOB_REAPER_INTERVAL_MINUTES < 1:
+    raise ImproperlyConfigured("LEADML_JOB_MAX_ATTEMPTS and LEADML_JOB_REAPER_INTERVAL_MINUTES must be at least 1")
 Q_CLUSTER = {
     "name": "leadml",
     "workers": env.int("LEADML_JOB_WORKERS", default=1),
-    "timeout": LEADML_JOB_TIMEOUT_SECONDS,
-    # django-q2 requires retry > timeout; a task lost with its worker is delivered again
-    # and the job's stale heartbeat lets it be claimed a second time.
-    "retry": LEADML_JOB_TIMEOUT_SECONDS + 300,
+    "timeout": LEADML_TASK_TIMEOUT_SECONDS,
+    # django-q2 requires retry > timeout. On the ORM broker a task whose worker died is
+    # delivered again after `retry` seconds; a training task still running by then is
+    # delivered again too, and that delivery finds the job's heartbeat fresh and returns
+    # without training. Lost jobs do not wait for this: the reaper finds them by their
+    # heartbeat on either broker (Redis never delivers a lost task again).
+    "retry": LEADML_TASK_TIMEOUT_SECONDS + 120,
+    # Our tasks record their own failures on the job row; one that raised anyway is not
+    # worth delivering again and again.
     "max_attempts": 2,
     "ack_failures": True,
     "save_limit": 250,
@@ -264,7 +306,7 @@ Q_CLUSTER = {
     "label": "Jobs (django-q2)",
 }
 if REDIS_URL:
-    Q_CLUSTER["redis"] = REDIS_URL
+    Q_CLUSTER["redis"] = _redis_url_with_timeouts(REDIS_URL)
 else:
     Q_CLUSTER["orm"] = "default"
 

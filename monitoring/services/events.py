@@ -31,6 +31,7 @@ from django_q.tasks import async_task
 
 from monitoring.models import MonitoringEvent, TenantWebhook
 from registry.models import ModelVersion
+from training.services.jobs import BROKER_ERRORS
 
 logger = logging.getLogger(__name__)
 Delivery = MonitoringEvent.Delivery
@@ -164,7 +165,24 @@ def _post_pinned(url: str, address: str, body: bytes, headers: dict[str, str], t
 
 
 def _enqueue(event_id: int, *, attempt: int) -> None:
-    async_task("monitoring.tasks.webhook_deliver_task", event_id, attempt, task_name=f"webhook-{event_id}-{attempt}")
+    try:
+        async_task("monitoring.tasks.webhook_deliver_task", event_id, attempt, task_name=f"webhook-{event_id}-{attempt}")
+    except BROKER_ERRORS as error:
+        # The queue is down; this runs at the commit of whatever recorded the event (a
+        # trigger evaluation, a lost job ended), which must not fail for it. A one-off
+        # schedule lives in the database: the worker's scheduler delivers it once back.
+        logger.warning("webhook_enqueue_failed event=%s error=%s: %s", event_id, type(error).__name__, error)
+        _schedule_attempt(event_id, attempt, delay_seconds=settings.LEADML_WEBHOOK_BACKOFF_SECONDS)
+
+
+def _schedule_attempt(event_id: int, attempt: int, *, delay_seconds: float) -> None:
+    Schedule.objects.create(
+        name=f"webhook-{event_id}-{attempt}",
+        func="monitoring.tasks.webhook_deliver_task",
+        args=f"{event_id},{attempt}",
+        schedule_type=Schedule.ONCE,
+        next_run=timezone.now() + timedelta(seconds=delay_seconds),
+    )
 
 
 def webhook_deliver(*, event_id: int, attempt: int) -> bool:
@@ -218,12 +236,5 @@ def _failed(event_id: int, attempt: int, error: str) -> bool:
     )
     logger.warning("webhook_failed event=%s attempt=%s final=%s error=%s", event_id, attempt, final, error)
     if not final:
-        delay = settings.LEADML_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1)
-        Schedule.objects.create(
-            name=f"webhook-{event_id}-{attempt + 1}",
-            func="monitoring.tasks.webhook_deliver_task",
-            args=f"{event_id},{attempt + 1}",
-            schedule_type=Schedule.ONCE,
-            next_run=timezone.now() + timedelta(seconds=delay),
-        )
+        _schedule_attempt(event_id, attempt + 1, delay_seconds=settings.LEADML_WEBHOOK_BACKOFF_SECONDS * 2 ** (attempt - 1))
     return False

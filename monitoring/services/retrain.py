@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from leadml.errors import ApplicationError, ConflictError
+from leadml.errors import ApplicationError, ConflictError, ServiceUnavailableError
 from monitoring.models import MonitoringEvent
 from monitoring.services.events import event_record
 from monitoring.services.report import monitoring_report, window_resolve
@@ -37,6 +37,8 @@ class RetrainDecision:
     reason: str
     fired: list[dict[str, Any]] = field(default_factory=list)
     job: TrainingJob | None = None
+    # Why a retrain could not be queued for now (the job queue is down): a request says 503.
+    unavailable: ServiceUnavailableError | None = None
 
     def line(self) -> str:
         """The one line `manage.py retrain` prints for this model."""
@@ -106,6 +108,8 @@ def retrain_request(*, version: ModelVersion, actor: str, reason: str) -> Retrai
     decision = _queue(version, actor=actor, reason=f"manual: {reason}", fired=[])
     if decision.action == "skipped":  # another request queued one between the check and the insert
         raise ConflictError(decision.reason)
+    if decision.unavailable is not None:
+        raise decision.unavailable
     if decision.action == "failed":
         raise ApplicationError(decision.reason)
     return decision
@@ -175,6 +179,9 @@ def _queue(version: ModelVersion, *, actor: str, reason: str, fired: list[dict[s
         )
     except ConflictError as error:
         return RetrainDecision(version, "skipped", error.message, fired)
+    except ServiceUnavailableError as error:
+        # Nothing was queued and nothing recorded: the next evaluation tries again.
+        return RetrainDecision(version, "failed", f"cannot retrain now: {error.message}", fired, unavailable=error)
     except ApplicationError as error:
         return RetrainDecision(version, "failed", f"cannot retrain: {error.message}", fired)
     event_record(

@@ -33,7 +33,8 @@ from registry.authentication import ApiTokenRateThrottle
 from registry.models import ModelVersion
 from tests.api.test_models_and_docs import second_lead_model
 from tests.api.test_transactions_clv import transaction_log
-from tests.conftest import OTHER_TENANT, TENANT, clv_request, lead_request, make_dataset
+from tests.conftest import OTHER_TENANT, TENANT, clv_request, lead_request, make_dataset, train_inline
+from tests.reliability.brokers import broker_down
 from training.models import TrainingJob
 
 Answer = tuple[str, str, int]  # (METHOD, /path/{template}, status)
@@ -77,6 +78,7 @@ COVERED: dict[str, set[Answer]] = {
         ("POST", "/preprocess", 200), ("POST", "/preprocess", 400),
     },
     "training_waited": {("POST", "/train", 200), ("POST", "/train", 422), ("GET", "/jobs/{job_id}", 200)},
+    "queue_down": {("POST", "/train", 503), ("POST", "/models/{user_id}/{model_name}/retrain", 503)},
     "monitoring": {
         ("POST", "/outcomes", 200), ("POST", "/outcomes", 400), ("POST", "/outcomes", 403),
         ("GET", "/monitoring/{user_id}/{model_type}", 200), ("GET", "/monitoring/{user_id}/{model_type}", 400),
@@ -497,6 +499,29 @@ def test_train_waited_for_answers_in_the_original_shape_or_422(
     job = contract.check(api.get(f"/jobs/{failed['details']['job_id'][0]}"), 200)
     assert job["status"] == "failed" and job["success"] is False and job["log"][-1]["error"]
     contract.assert_checked(COVERED["training_waited"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_train_and_retrain_answer_503_when_the_job_queue_is_down(
+    contract: Contract, client_for: Callable[[str | None], APIClient], lead_rows: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from registry.services import api_token_create
+
+    # Outside a test transaction, so the enqueue (and its failure) happens when the job row commits.
+    _, key = api_token_create(name="t", tenant=TENANT)
+    api = client_for(key)
+    make_dataset(TENANT, "lead_conversion", lead_rows)
+    assert train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr").status == "succeeded"
+    broker_down(monkeypatch)
+    train = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "m", "user_id": TENANT}
+    response = api.post("/train", train, format="json")
+    assert contract.check(response, 503)["details"] == {"job_queue": ["unavailable"]}
+    assert response["Retry-After"] == "30"
+    retrain = api.post(f"/models/{TENANT}/leads_lr/retrain", {}, format="json")
+    contract.check(retrain, 503)
+    assert retrain["Retry-After"] == "30"
+    contract.assert_checked(COVERED["queue_down"])
 
 
 def test_outcomes_monitoring_triggers_and_webhooks_match_the_schema(

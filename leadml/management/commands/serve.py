@@ -7,8 +7,12 @@ so training jobs queued by the API are picked up without a second terminal.
 Both run as child processes, each in its own process group: this command decides how
 each is stopped (a terminal's Ctrl-C would otherwise reach them all at once, in an order
 we don't control), and a whole group can be killed if a child will not stop in time.
-If either child dies on its own the other is stopped too and the command fails, so a
-supervisor (Docker, systemd) sees the service as down instead of half-running.
+If the web server dies on its own the job worker is stopped too and the command fails,
+so a supervisor (Docker, systemd) sees the service as down instead of half-running. If
+the job worker dies (killed, out of memory, its Redis unreachable) the API keeps
+serving, since predictions do not need the queue: the worker's reason is logged and it
+is started again after a pause that doubles while it keeps failing. Before the worker
+first starts, jobs lost with an earlier worker are queued again or ended (the reaper).
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from monitoring.services.schedule import monitoring_schedule_ensure
+from training.services.jobs import training_jobs_reap
+from training.services.schedule import job_reaper_schedule_ensure
 
 # How often the supervision loop looks at its children; short enough that a crash or a
 # signal is acted on at once, long enough to cost nothing.
@@ -35,6 +41,12 @@ POLL_SECONDS = 0.2
 # Docker's default 10 s stop grace period so that our own clean-up runs first.
 DEFAULT_STOP_TIMEOUT_SECONDS = 8.0
 NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# A job worker that exits is started again after a pause: 1 s, doubling while it keeps
+# failing soon after its start (a broker that stays down), at most a minute; back to
+# 1 s once a worker ran a minute (it was healthy, something else killed it).
+RESTART_FIRST_SECONDS = 1.0
+RESTART_MAX_SECONDS = 60.0
+RESTART_RESET_AFTER_SECONDS = 60.0
 
 
 @dataclass
@@ -50,9 +62,18 @@ class Child:
     interrupt_group: bool = False
     # Variables this child gets on top of the shared environment.
     env: dict[str, str] = field(default_factory=dict)
+    # Started again when it exits on its own, instead of stopping the service.
+    restartable: bool = False
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    started_at: float = 0.0
+    next_restart_delay: float = RESTART_FIRST_SECONDS
+    # Set once the group was killed after the leader exited: its id may belong to
+    # someone else by now.
+    group_cleared: bool = False
 
     def start(self, env: dict[str, str], cwd: Path) -> None:
+        self.started_at = time.monotonic()
+        self.group_cleared = False
         self.process = subprocess.Popen(
             self.argv,
             env={**env, **self.env},
@@ -91,12 +112,32 @@ class Child:
         belong to anyone else (Linux does not reuse a pid still in use as a process-group
         id); once the group is empty the call fails harmlessly.
         """
-        if self.process is None:
+        if self.process is None or self.group_cleared:
             return
         try:
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):  # group already empty
             pass
+        if self.process.poll() is not None:
+            self.group_cleared = True
+
+    def restart_delay(self) -> float:
+        """The pause before starting it again after an exit now; doubles for the next one."""
+        if time.monotonic() - self.started_at >= RESTART_RESET_AFTER_SECONDS:
+            self.next_restart_delay = RESTART_FIRST_SECONDS
+        delay = self.next_restart_delay
+        self.next_restart_delay = min(delay * 2, RESTART_MAX_SECONDS)
+        return delay
+
+
+def exit_description(code: int) -> str:
+    """`exit code 1`, or `killed by SIGKILL` for a child a signal ended."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
 
 
 def static_files_ensure() -> None:
@@ -204,11 +245,14 @@ class Command(BaseCommand):
         web.env = serving_thread_env()
         children = [web]
         if with_worker:
-            children.append(Child("qcluster", [sys.executable, manage_py, "qcluster"]))
+            children.append(Child("qcluster", [sys.executable, manage_py, "qcluster"], restartable=True))
 
         if with_worker:
-            # The worker's scheduler evaluates retraining triggers at the configured interval.
+            # The worker's scheduler evaluates retraining triggers and reaps lost jobs at
+            # the configured intervals.
             monitoring_schedule_ensure()
+            job_reaper_schedule_ensure()
+            self._reap_lost_jobs()
         static_files_ensure()
 
         failed: Child | None = None
@@ -230,7 +274,7 @@ class Command(BaseCommand):
             # Children write to the same stdout; without a flush this line could appear
             # after theirs when stdout is a pipe (Docker logs, CI).
             self.stdout.flush()
-            failed = self._supervise(children)
+            failed = self._supervise(children, env, Path(settings.BASE_DIR))
         finally:
             # Also reached on errors (e.g. the second child failing to start): never leave
             # a child behind.
@@ -325,12 +369,48 @@ class Command(BaseCommand):
             return signal.SIGINT
         return signal.SIGTERM
 
-    def _supervise(self, children: list[Child]) -> Child | None:
-        """Wait for a stop signal (returns None) or a child's exit (returns that child)."""
+    def _reap_lost_jobs(self) -> None:
+        """Queue again or end the jobs an earlier worker lost, before a new one starts."""
+        try:
+            reaped = training_jobs_reap()
+        except Exception as error:  # never a reason not to serve: the worker's schedule tries again
+            self.stderr.write(f"Could not look for lost jobs: {type(error).__name__}: {error}")
+            return
+        for outcome in reaped:
+            self.stdout.write(f"job {outcome.job_id} {outcome.action}: {outcome.reason}")
+
+    def _supervise(self, children: list[Child], env: dict[str, str], cwd: Path) -> Child | None:
+        """Wait for a stop signal (returns None) or a vital child's exit (returns that child).
+
+        A restartable child that exits is started again after its backoff, while the
+        others keep running.
+        """
+        restart_at: dict[str, float] = {}
         while not self._signals:
+            now = time.monotonic()
             for child in children:
-                if child.poll() is not None:
+                if child.name in restart_at:
+                    if now >= restart_at[child.name]:
+                        del restart_at[child.name]
+                        child.start(env, cwd)
+                        self.stderr.write(f"{child.name} restarted (pid {child.pid}).")
+                    continue
+                code = child.poll()
+                if code is None:
+                    continue
+                if not child.restartable:
                     return child
+                # Its leader is gone but its own children may not be (a qcluster
+                # killed with SIGKILL leaves its sentinel and pool running).
+                child.kill_group()
+                assert child.process is not None
+                child.process.wait()
+                delay = child.restart_delay()
+                self.stderr.write(
+                    f"{child.name} exited unexpectedly ({exit_description(code)}) after "
+                    f"{now - child.started_at:.0f} s; restarting it in {delay:g} s."
+                )
+                restart_at[child.name] = now + delay
             time.sleep(POLL_SECONDS)
         return None
 

@@ -1,0 +1,15 @@
+"""What the training app does when others act: migrations ensure the reaper's schedule."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models.signals import post_migrate
+from django.dispatch import receiver
+
+from training.services.schedule import job_reaper_schedule_ensure
+
+
+@receiver(post_migrate, dispatch_uid="training_reaper_schedule")
+def schedule_after_migrate(sender: Any, app_config: Any = None, **kwargs: Any) -> None:
+    if app_config is not None and app_config.label == "training":
+        job_reaper_schedule_ensure(using=kwargs.get("using", "default"))
