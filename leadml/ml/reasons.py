@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, TweedieRegressor
 
 from leadml.ml.explain import transformed_sources
 from leadml.ml.features import _as_text, to_datetime
@@ -79,7 +79,7 @@ def typical_record(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, Any]
             numbers = to_numeric(values).dropna()
             record[column.name] = float(numbers.median()) if len(numbers) else None
         elif column.kind == "datetime":
-            dates = to_datetime(values).dropna()
+            dates = to_datetime(values, getattr(column, "date_format", None)).dropna()
             record[column.name] = dates.sort_values().iloc[len(dates) // 2].date().isoformat() if len(dates) else None
         elif column.kind == "email":
             domains = values.map(email_domain).dropna()
@@ -106,9 +106,11 @@ class Explainer:
         if not self._ages:
             self._fixed_baseline_input = self._baseline_input()
         estimator = bundle.pipeline.steps[-1][1]
+        # A Tweedie GLM's log-link margin is linear too, and its value exp(margin) increasing.
         self._coefficients = (
-            np.ravel(estimator.coef_) if isinstance(estimator, (LogisticRegression, Ridge)) else None
+            np.ravel(estimator.coef_) if isinstance(estimator, (LogisticRegression, Ridge, TweedieRegressor)) else None
         )
+        self._log_link = isinstance(estimator, TweedieRegressor)
 
     def _baseline_input(self) -> np.ndarray:
         if self._fixed_baseline_input is not None:
@@ -169,7 +171,7 @@ class Explainer:
             factor = served_change / total_margin
         else:  # contributions cancel out: use the link's local slope
             p = served / SCORE_POINTS
-            factor = p * (1.0 - p) * SCORE_POINTS if self.bundle.classification else 1.0
+            factor = p * (1.0 - p) * SCORE_POINTS if self.bundle.classification else (served if self._log_link else 1.0)
         return Explanation(
             method="linear_exact",
             baseline=base_value,
