@@ -166,7 +166,7 @@ class Command(BaseCommand):
             write(f"run-rate check: {selection['run_rate_check']}")
         write("\ntest metrics of the chosen model:")
         for name, value in result.metrics.items():
-            if name not in ("confusion_matrix", "calibration_curve"):
+            if not isinstance(value, list):  # curves, histograms and pairs are for the charts
                 write(f"  {name:<20} {value}")
         if is_classification(model_type):
             write(f"  confusion_matrix     {result.metrics['confusion_matrix']}")
