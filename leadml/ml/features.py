@@ -514,11 +514,15 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
         return self
 
     @property
-    def uses_btyd(self) -> bool:
-        """Buy-till-you-die features apply to customer tables built from transaction logs."""
-        options = self._options
+    def from_transactions(self) -> bool:
+        """Whether the schema is a customer table built from a transaction log (with its horizon)."""
         numeric = {column.name for column in self.schema.columns if column.kind == "numeric"}
-        return bool(options.btyd and options.btyd_horizon_days and set(BTYD_INPUTS) <= numeric)
+        return bool(self._options.btyd_horizon_days and set(BTYD_INPUTS) <= numeric)
+
+    @property
+    def uses_btyd(self) -> bool:
+        """Buy-till-you-die features apply to customer tables built from transaction logs, unless switched off."""
+        return bool(self._options.btyd and self.from_transactions)
 
     def _add(self, name: str, is_numeric: bool, sources: tuple[str, ...], description: str) -> None:
         if name in self.sources_of_:

@@ -254,6 +254,7 @@ BTYD_NEEDS_TRANSACTIONS = (
     "algorithm btyd needs a customer table built from a transaction log "
     "(POST /datasets with kind=transactions, then train with its dataset_id)"
 )
+BTYD_SWITCHED_OFF = "algorithm btyd serves the BTYD features, which feature_engineering.btyd switches off"
 ALGORITHM_CHOICES = (*ALGORITHMS, AUTO)
 
 
@@ -391,10 +392,12 @@ def build_pipeline(
     """Return the unfitted pipeline for one algorithm over one feature schema."""
     engineer = FeatureEngineer(schema, feature_options).fit(None)
     if ALGORITHMS[algorithm].needs_transactions:
-        if not engineer.uses_btyd:
+        if not engineer.from_transactions:
             raise ConfigError(BTYD_NEEDS_TRANSACTIONS, field="algorithm")
         if algorithm == "run_rate":
             return _run_rate_pipeline(schema, feature_options or FeatureOptions(), model_type)
+        if not engineer.uses_btyd:
+            raise ConfigError(BTYD_SWITCHED_OFF, field="algorithm")
         # The estimate is the only input; customers it cannot score (no history) get 0.
         preprocessor: Any = ColumnTransformer(
             [("num", SimpleImputer(strategy="constant", fill_value=0.0), ["btyd_expected_spend"])],

@@ -44,6 +44,7 @@ from leadml.ml.pipeline import (
     ALGORITHMS,
     AUTO,
     BTYD_NEEDS_TRANSACTIONS,
+    BTYD_SWITCHED_OFF,
     RUN_RATE_INPUTS,
     Grid,
     algorithms_for,
@@ -257,12 +258,17 @@ def train_model(
         ),
         warnings=tuple(schema_warnings),
     )
-    transactions = FeatureEngineer(schema, config.feature_options).fit(None).uses_btyd
-    grids = grids_for(model_type, algorithm, config.param_grid, transactions=transactions)
+    engineer = FeatureEngineer(schema, config.feature_options).fit(None)
+    grids = grids_for(model_type, algorithm, config.param_grid, transactions=engineer.from_transactions)
     if not classification and float(np.min(target)) < 0:
         grids = {name: without_heavy_tail(grid) for name, grid in grids.items()}
     numeric = {column.name for column in schema.columns if column.kind == "numeric"}
     skipped: list[dict[str, Any]] = []
+    if "btyd" in grids and not engineer.uses_btyd:
+        if algorithm == "btyd":
+            raise ConfigError(BTYD_SWITCHED_OFF, field="algorithm")
+        del grids["btyd"]
+        skipped.append({"algorithm": "btyd", "skipped": "feature_engineering.btyd is off"})
     if "run_rate" in grids and not set(RUN_RATE_INPUTS) <= numeric:
         missing = ", ".join(sorted(set(RUN_RATE_INPUTS) - numeric))
         if algorithm == "run_rate":
