@@ -227,7 +227,8 @@ def leakage_evidence(
     for name in schema.names:
         column = frame[name]
         name_words = outcome_words(name)
-        value_words, value_share = _value_words(column) if kinds[name] != "numeric" else ([], 0.0)
+        # Only categories record a process's states: "Customer Success Manager" is a title, not an outcome.
+        value_words, value_share = _value_words(column) if kinds[name] == "categorical" else ([], 0.0)
         fill_rates = _fill_rates(column, groups) if groups is not None else None
         item = {
             "column": str(name),

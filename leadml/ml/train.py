@@ -1,8 +1,15 @@
-"""Train one model version: validate, split, search, evaluate, explain, package.
+"""Train one model version: validate, split, judge leakage, search, calibrate, evaluate, explain, package.
 
 `train_model` is what the django-q2 task, the demo set-up and the tests call. It reports
 progress through a callback (step name, percent) so the caller can record it and cancel
 by raising from inside the callback.
+
+Which rows do what: the held-out rows (leadml.ml.split, `test_size`) are never trained
+on; leakage evidence, the leakage probe, the hyperparameter search (k-fold CV) and the
+calibration (out-of-fold scores in the search's folds) all read the training rows. The
+held-out rows give the test metrics and decide only two guards: a calibrator that costs
+ROC-AUC is not used, and a lifetime-value model that does not beat the run-rate is not
+served.
 """
 from __future__ import annotations
 
