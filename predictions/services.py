@@ -22,11 +22,12 @@ from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.confidence import class_probability, lead_confidence
-from leadml.ml.errors import DataError, InputError
+from leadml.ml.errors import InputError
 from leadml.ml.nested import flatten_records
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
-from leadml.ml.transactions import features_for_customer
+from leadml.ml.bundle import RECORD_WARNING_FIELD
+from leadml.ml.transactions import features_for_customers
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.public_ids import public_ids
@@ -118,59 +119,87 @@ def transaction_records_expand(
 
     `{"customer_id": ..., "as_of": "YYYY-MM-DD", "transactions": [{"date", "amount"}, ...]}`
     becomes the row the transaction-built training table has for that customer (the same
-    builder), `as_of` defaulting to today. Returns (records for the model, records for
-    the rules fallback, which reads order counts and purchase dates).
+    builder, run once for the whole batch), `as_of` defaulting to today. A customer with
+    no purchase on or before `as_of` (every purchase refunded) is scored from the
+    no-purchase row, with a warning. Unreadable parts are one 400 naming every one of
+    them. Returns (records for the model, records for the rules fallback, which reads
+    order counts and purchase dates).
     """
     if is_classification(model_type) or not any(isinstance(r, Mapping) and "transactions" in r for r in records):
         return list(records), list(records)
-    expanded: list[Mapping[str, Any]] = []
-    for_rules: list[Mapping[str, Any]] = []
+    today = timezone.now().date().isoformat()
+    positions: list[int] = []
+    histories: list[tuple[Any, Any]] = []
+    problems: dict[str, list[str]] = {}
     for index, record in enumerate(records):
         if not isinstance(record, Mapping) or "transactions" not in record:
-            expanded.append(record)
-            for_rules.append(record)
             continue
         where = f"data[{index}]." if batch else ""
-        as_of = record.get("as_of") or timezone.now().date().isoformat()
-        _transactions_check(record["transactions"], as_of, where)
-        try:
-            features = features_for_customer(record["transactions"], as_of)
-        except DataError as error:
-            field_name = f"{where}{error.field}" if error.field else f"{where}transactions"
-            raise ApplicationError(error.message, details={field_name: [error.message]}) from error
+        as_of = record.get("as_of") or today
+        found = _transactions_check(record["transactions"], as_of, where)
+        if found:
+            problems |= found
+            continue
+        positions.append(index)
+        histories.append((record["transactions"], as_of))
+    built = features_for_customers(histories)
+    for index, result in zip(positions, built):
+        where = f"data[{index}]." if batch else ""
+        for field_name, message in result.problems:
+            problems.setdefault(f"{where}{field_name}", []).append(message)
+    if problems:
+        _transactions_refuse(problems)
+
+    expanded: list[Mapping[str, Any]] = list(records)
+    for_rules: list[Mapping[str, Any]] = list(records)
+    for index, result in zip(positions, built):
+        record = records[index]
+        features = result.features
+        assert features is not None
         row = {key: value for key, value in record.items() if key not in ("transactions", "as_of")}
         row |= {name: (None if value is None or math.isnan(value) else value) for name, value in features.items()}
-        expanded.append(row)
+        if result.warning:
+            row[RECORD_WARNING_FIELD] = result.warning
+        expanded[index] = row
+        as_of = record.get("as_of") or today
         try:
             day = date.fromisoformat(str(as_of)[:10])
         except ValueError:  # YYYYMMDD and other forms the feature builder reads
             day = timezone.now().date()
-        for_rules.append(
-            row
-            | {
-                "as_of": day.isoformat(),
-                "total_orders": features["purchase_days"],
-                "total_spent": features["total_spend"],
-                "avg_order_value": features["avg_spend"],
-                "first_purchase_date": (day - timedelta(days=features["tenure_days"])).isoformat(),
-                "last_purchase_date": (day - timedelta(days=features["recency_days"])).isoformat(),
-            }
-        )
+        tenure, recency = row["tenure_days"], row["recency_days"]
+        for_rules[index] = row | {
+            "as_of": day.isoformat(),
+            "total_orders": features["purchase_days"],
+            "total_spent": features["total_spend"],
+            "avg_order_value": features["avg_spend"],
+            "first_purchase_date": None if tenure is None else (day - timedelta(days=tenure)).isoformat(),
+            "last_purchase_date": None if recency is None else (day - timedelta(days=recency)).isoformat(),
+        }
     return expanded, for_rules
 
 
-def _transactions_check(transactions: Any, as_of: Any, where: str) -> None:
-    """Refuse numbers too large to compute with before the feature builder sees them."""
+def _transactions_check(transactions: Any, as_of: Any, where: str) -> dict[str, list[str]]:
+    """Every number too large to compute with, found before the feature builder sees it."""
+    problems: dict[str, list[str]] = {}
     if number_too_large(as_of):
-        raise ApplicationError(f"{where}as_of is not a date", details={f"{where}as_of": ["not a date"]})
+        problems[f"{where}as_of"] = [f"{where}as_of is not a date"]
     if not isinstance(transactions, list):
-        return  # the feature builder names the problem
+        return problems  # the feature builder names the problem
     for position, element in enumerate(transactions):
         if isinstance(element, Mapping):
             for key, value in element.items():
                 if number_too_large(value):
                     name = f"{where}transactions[{position}].{key}"
-                    raise ApplicationError(f"{name} is a number too large to read", details={name: ["out of range"]})
+                    problems[name] = [f"{name} is a number too large to read"]
+    return problems
+
+
+def _transactions_refuse(problems: dict[str, list[str]]) -> None:
+    """One 400 for the whole request, naming every unreadable field."""
+    first_field, first_messages = next(iter(problems.items()))
+    count = len(problems)
+    summary = first_messages[0] if count == 1 else f"{count} unreadable transaction fields, e.g. {first_messages[0]}"
+    raise ApplicationError(summary, details=problems)
 
 
 def _load(model_version: ModelVersion) -> tuple[ModelVersion, ModelBundle | None, str | None, str | None]:

@@ -34,7 +34,12 @@ from leadml.ml.compiled import LAZY_CHECK_ROWS, CompiledScorer, NotCompilable, c
 from leadml.ml.confidence import ValueConfidence
 from leadml.ml.errors import InputError
 from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
+from leadml.ml.features import describe_date_format, parse_dates
 from leadml.ml.types import ColumnSpec, FeatureSchema, ServingCheck, is_classification
+
+# A record built by the service may carry one warning for its own output under this key
+# (a transaction history with no purchase, scored from the no-purchase row).
+RECORD_WARNING_FIELD = "_leadml_warning"
 
 # Training records kept with each version, the reference of drift checks (leadml.ml.monitoring):
 # enough for distance measures to be steady on large datasets, small next to the model.
@@ -84,6 +89,9 @@ class ModelBundle:
     # Whether the compiled estimator reproduced the served output on the held-out rows
     # (leadml.ml.compiled). None for versions trained before the check: checked on first use.
     serving: ServingCheck | None = None
+    # Columns training left out as leakage suspects (promotion: an active version reading
+    # them is not compared like for like).
+    leakage_excluded: tuple[str, ...] = ()
 
     def __getstate__(self) -> dict[str, Any]:
         # Compiled transforms and estimators are rebuilt after loading, never saved.
@@ -107,7 +115,10 @@ class ModelBundle:
             if not isinstance(record, Mapping):
                 raise InputError(f"record {index} must be a JSON object", field="data", row=index)
             record_warnings: list[str] = []
-            unknown = sorted(str(key) for key in record if key not in known)
+            note = record.get(RECORD_WARNING_FIELD)
+            if isinstance(note, str) and note:
+                record_warnings.append(note)
+            unknown = sorted(str(key) for key in record if key not in known and key != RECORD_WARNING_FIELD)
             if unknown:
                 record_warnings.append(f"ignored unknown fields: {', '.join(unknown)}")
             cleaned: dict[str, Any] = {}
@@ -294,8 +305,11 @@ def _validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[
             )
         return number
     if column.kind == "datetime":
-        if not _parses_as_date(value):
-            raise InputError(f"field '{name}' must be a date (YYYY-MM-DD or ISO 8601), got {value!r}", field=name, row=index)
+        # Versions pickled before date formats existed have no `date_format` (None).
+        date_format = getattr(column, "date_format", None)
+        if not _parses_as_date(value, date_format):
+            written = "YYYY-MM-DD or ISO 8601" if date_format is None else describe_date_format(date_format)
+            raise InputError(f"field '{name}' must be a date ({written}), got {value!r}", field=name, row=index)
         return value
     return str(value) if not isinstance(value, str) else value
 
@@ -316,19 +330,23 @@ def _as_number(value: Any) -> float | None:
     return None
 
 
-def _parses_as_date(value: Any) -> bool:
+def _parses_as_date(value: Any, date_format: str | None = None) -> bool:
     if isinstance(value, datetime):
         return True
     if not isinstance(value, str):
         return False
-    return _parses_as_date_text(value)
+    return _parses_as_date_text(value, date_format)
 
 
 @lru_cache(maxsize=65536)
-def _parses_as_date_text(value: str) -> bool:
+def _parses_as_date_text(value: str, date_format: str | None) -> bool:
     # Cached: a batch repeats dates, and parsing one costs more than the rest of a record.
-    try:
-        pd.Timestamp(value)
-    except (ValueError, TypeError):
-        return False
-    return True
+    if date_format is None:
+        try:
+            pd.Timestamp(value)
+        except (ValueError, TypeError):
+            return False
+        return True
+    # The pipeline's own parser, in the column's format. A date outside the plausible
+    # range is still a date: the pipeline reads it as missing, as it always has.
+    return not pd.isna(parse_dates(pd.Series([value], dtype=object), date_format).iloc[0])

@@ -15,6 +15,18 @@ class DataError(MLError):
     """Training data that cannot train a model (no target, one class, too few rows)."""
 
 
+class RecordsError(DataError):
+    """Several records that cannot be read, each named: `problems` is ((field, message), ...).
+
+    `field` and `message` (the MLError ones) summarise; the Django layer turns every
+    problem into its own entry of a 400's `details`.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message, field=field)
+        self.problems = problems
+
+
 class ConfigError(MLError):
     """A training or preprocessing option that does not exist or does not fit."""
 

@@ -58,6 +58,21 @@ def calibration_curve_points(y_true: np.ndarray, probabilities: np.ndarray, bins
     return points
 
 
+def top_decile_capture(y_true: np.ndarray, predicted: np.ndarray, share: float = 0.1) -> float:
+    """Share of the actual total in the top `share` of rows by prediction (ties: first rows first).
+
+    A rank metric that weighs what matters for lifetime value (finding the customers
+    worth most) without letting one whale's squared error decide, as R² does.
+    """
+    y_true = np.asarray(y_true, dtype=float)
+    total = float(y_true.sum())
+    if len(y_true) == 0 or total <= 0:
+        return 0.0
+    count = max(1, int(np.ceil(share * len(y_true))))
+    top = np.argsort(-np.asarray(predicted, dtype=float), kind="stable")[:count]
+    return float(y_true[top].sum()) / total
+
+
 def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     mse = skm.mean_squared_error(y_true, predicted)
     nonzero = np.abs(y_true) > 1e-9
@@ -70,6 +85,7 @@ def regression_metrics(y_true: np.ndarray, predicted: np.ndarray) -> dict[str, A
         "r2": _round(skm.r2_score(y_true, predicted)),
         "mape": _round(mape) if mape is not None else None,
         "spearman": _round(spearman),
+        "top_decile_capture": _round(top_decile_capture(y_true, predicted)),
         "test_rows": int(len(y_true)),
     }
 

@@ -153,7 +153,8 @@ class CompiledPipeline:
                     values[tag_column(name, tag)] = None if tags is None else float(tag in tags)
             elif column.kind == "datetime":
                 if options.date_features:
-                    moment = _parse_date(raw) if raw is not None else None
+                    date_format = getattr(column, "date_format", None)
+                    moment = _parse_date(raw, date_format) if raw is not None else None
                     age = month = weekday = None
                     if moment is not None:
                         age = (now - moment).total_seconds() / 86400.0
@@ -223,11 +224,12 @@ def _finite(value: Any) -> float | None:
 
 
 @lru_cache(maxsize=4096)
-def _parse_date(value: Any) -> datetime | None:
-    """Parse one value exactly as `to_datetime` parses a column (cached: dates repeat).
+def _parse_date(value: Any, date_format: str | None = None) -> datetime | None:
+    """Parse one value exactly as `to_datetime` parses a column in `date_format` (cached: dates repeat).
 
-    ISO 8601 text, what the CRM sends, is read by the standard library (naive times are
-    UTC, as `to_datetime(utc=True)` reads them); anything else goes through pandas.
+    ISO 8601 text, what the CRM sends and every format accepts, is read by the standard
+    library (naive times are UTC, as `to_datetime(utc=True)` reads them); anything else
+    goes through `to_datetime` itself.
     """
     if isinstance(value, str) and ISO_DATE.match(value.strip()) and "," not in value:
         try:
@@ -237,5 +239,5 @@ def _parse_date(value: Any) -> datetime | None:
         if moment is not None:
             moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
             return moment if EARLIEST_DATE <= moment < LATEST_DATE else None
-    parsed = to_datetime(pd.Series([value], dtype=object)).iloc[0]
+    parsed = to_datetime(pd.Series([value], dtype=object), date_format).iloc[0]
     return None if pd.isna(parsed) else parsed.to_pydatetime()

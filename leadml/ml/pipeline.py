@@ -24,7 +24,7 @@ from sklearn.ensemble import (
 )
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression, mutual_info_classif, mutual_info_regression
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, TweedieRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
@@ -32,6 +32,8 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, S
 from leadml.ml.errors import ConfigError
 from leadml.ml.features import FeatureEngineer
 from leadml.ml.types import FeatureOptions, FeatureSchema, is_classification
+
+Grid = dict[str, list[Any]] | list[dict[str, list[Any]]]
 
 MISSING_VALUE_STRATEGIES = ("mean", "median", "most_frequent", "constant")
 CATEGORICAL_ENCODINGS = ("one_hot", "label")
@@ -72,6 +74,79 @@ class EstimateRegressor(RegressorMixin, BaseEstimator):
         return np.asarray(X, dtype=float)[:, 0]
 
 
+# The run-rate divides spend by at least this many days observed: a customer first seen
+# yesterday is not extrapolated from one day.
+RUN_RATE_MIN_DAYS = 30
+RUN_RATE_INPUTS = ("total_spend", "tenure_days")
+
+
+class RunRateRegressor(RegressorMixin, BaseEstimator):
+    """The naive CLV baseline: each customer's spend per day observed, times the horizon.
+
+    Reads two columns, total_spend and tenure_days (days from the first purchase to the
+    features' day). Days observed are tenure_days + 1 (both ends included), at least
+    `min_days`. Nothing is fitted: every learned model must beat this to be worth serving.
+    """
+
+    def __init__(self, horizon_days: float | None = None, min_days: float = RUN_RATE_MIN_DAYS) -> None:
+        self.horizon_days = horizon_days
+        self.min_days = min_days
+
+    def fit(self, X: Any, y: Any) -> RunRateRegressor:
+        X = np.asarray(X, dtype=float)
+        if X.ndim != 2 or X.shape[1] != 2:
+            raise ValueError(f"RunRateRegressor takes total_spend and tenure_days; got shape {X.shape}")
+        if not self.horizon_days or self.horizon_days <= 0:
+            raise ValueError("RunRateRegressor needs the horizon in days")
+        self.n_features_in_ = 2
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        days = np.maximum(X[:, 1] + 1.0, float(self.min_days))
+        return np.clip(X[:, 0], 0.0, None) / days * float(self.horizon_days)
+
+
+class LinearValueRegressor(RegressorMixin, BaseEstimator):
+    """A linear model of value whose loss the search chooses: ridge least squares or Tweedie.
+
+    The Tweedie loss (power between 1 and 2: many zeros and a long tail, as spend has)
+    with a log link models the mean of heavy-tailed spend without letting a few whales
+    drag the coefficients. Only the search sees this wrapper: training serves the fitted
+    estimator inside it (`estimator_`, a Ridge or a TweedieRegressor).
+    """
+
+    def __init__(self, loss: str = "squared_error", alpha: float = 1.0, power: float = 1.5) -> None:
+        self.loss = loss
+        self.alpha = alpha
+        self.power = power
+
+    def _make(self) -> Any:
+        if self.loss == "squared_error":
+            return Ridge(alpha=self.alpha)
+        if self.loss == "tweedie":
+            return TweedieRegressor(power=self.power, alpha=self.alpha, link="log", max_iter=1000)
+        raise ValueError(f"loss must be squared_error or tweedie; got {self.loss!r}")
+
+    def fit(self, X: Any, y: Any) -> LinearValueRegressor:
+        self.estimator_ = self._make().fit(X, y)
+        self.n_features_in_ = self.estimator_.n_features_in_
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.estimator_.predict(X)
+
+
+def served_estimator(estimator: Any) -> Any:
+    """The plain estimator a fitted search candidate serves (unwrapping LinearValueRegressor)."""
+    return estimator.estimator_ if isinstance(estimator, LinearValueRegressor) else estimator
+
+
+# Losses for heavy-tailed, non-negative targets; the search picks by CV whether they beat least squares.
+HEAVY_TAIL_PARAMETERS = {"loss": "poisson", "criterion": "poisson"}
+HEAVY_TAIL_VALUES = ("poisson", "tweedie")
+
+
 @dataclass(frozen=True)
 class Algorithm:
     """An estimator family with the small grid GridSearchCV explores by default."""
@@ -80,8 +155,8 @@ class Algorithm:
     label: str
     make_classifier: Callable[[int], Any] | None
     make_regressor: Callable[[int], Any] | None
-    classifier_grid: dict[str, list[Any]]
-    regressor_grid: dict[str, list[Any]]
+    classifier_grid: Grid
+    regressor_grid: Grid
     needs_transactions: bool = False  # only for customer tables built from transaction logs
 
     def applies_to(self, model_type: str) -> bool:
@@ -106,7 +181,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         make_classifier=lambda rs: RandomForestClassifier(n_estimators=150, random_state=rs, n_jobs=1),
         make_regressor=lambda rs: RandomForestRegressor(n_estimators=150, random_state=rs, n_jobs=1),
         classifier_grid={"max_depth": [None, 12], "min_samples_leaf": [1, 5]},
-        regressor_grid={"max_depth": [None, 12], "min_samples_leaf": [1, 5]},
+        # Lifetime value: least squares or the Poisson criterion (heavy tails), by CV.
+        regressor_grid={"max_depth": [None, 12], "min_samples_leaf": [5], "criterion": ["squared_error", "poisson"]},
     ),
     # sklearn's histogram gradient boosting: the same method as GradientBoosting*, orders
     # of magnitude faster on tens of thousands of rows, with native missing-value support.
@@ -116,7 +192,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         make_classifier=lambda rs: HistGradientBoostingClassifier(max_iter=200, random_state=rs),
         make_regressor=lambda rs: HistGradientBoostingRegressor(max_iter=200, random_state=rs),
         classifier_grid={"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
-        regressor_grid={"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31]},
+        regressor_grid={"learning_rate": [0.05, 0.1], "max_leaf_nodes": [15, 31], "loss": ["squared_error", "poisson"]},
     ),
     "logistic_regression": Algorithm(
         name="logistic_regression",
@@ -127,14 +203,18 @@ ALGORITHMS: dict[str, Algorithm] = {
         regressor_grid={},
     ),
     # Ridge: least-squares linear regression with a small L2 penalty, so one-hot
-    # columns that are collinear do not blow the coefficients up.
+    # columns that are collinear do not blow the coefficients up; or, for heavy tails, a
+    # Tweedie GLM with a log link (its penalty is per row, hence the smaller alphas).
     "linear_regression": Algorithm(
         name="linear_regression",
-        label="Linear regression (ridge)",
+        label="Linear regression (ridge, or Tweedie for heavy tails)",
         make_classifier=None,
-        make_regressor=lambda rs: Ridge(),
+        make_regressor=lambda rs: LinearValueRegressor(),
         classifier_grid={},
-        regressor_grid={"alpha": [0.1, 1.0, 10.0]},
+        regressor_grid=[
+            {"loss": ["squared_error"], "alpha": [0.1, 1.0, 10.0]},
+            {"loss": ["tweedie"], "alpha": [1e-3, 1e-1]},
+        ],
     ),
     "neural_network": Algorithm(
         name="neural_network",
@@ -158,19 +238,30 @@ ALGORITHMS: dict[str, Algorithm] = {
         regressor_grid={},
         needs_transactions=True,
     ),
+    # The naive baseline every lifetime-value model must beat on held-out customers.
+    "run_rate": Algorithm(
+        name="run_rate",
+        label="Run-rate (calibration spend per day × horizon)",
+        make_classifier=None,
+        make_regressor=lambda rs: RunRateRegressor(),
+        classifier_grid={},
+        regressor_grid={},
+        needs_transactions=True,
+    ),
 }
 AUTO = "auto"
 BTYD_NEEDS_TRANSACTIONS = (
     "algorithm btyd needs a customer table built from a transaction log "
     "(POST /datasets with kind=transactions, then train with its dataset_id)"
 )
+BTYD_SWITCHED_OFF = "algorithm btyd serves the BTYD features, which feature_engineering.btyd switches off"
 ALGORITHM_CHOICES = (*ALGORITHMS, AUTO)
 
 
 def algorithms_for(model_type: str, *, transactions: bool = False) -> list[str]:
-    """Algorithms `auto` tries: those for the model type, BTYD only on transaction tables.
+    """Algorithms `auto` tries: those for the model type, BTYD and the run-rate only on transaction tables.
 
-    BTYD comes first there: the cheapest fit, and the one a time budget must not skip.
+    Those two come first there: the cheapest fits, and the baselines a time budget must not skip.
     """
     names = [
         name
@@ -256,9 +347,23 @@ def make_estimator(model_type: str, algorithm: str, random_state: int) -> Any:
     return maker(random_state)
 
 
-def default_grid(model_type: str, algorithm: str) -> dict[str, list[Any]]:
+def default_grid(model_type: str, algorithm: str) -> Grid:
     spec = ALGORITHMS[algorithm]
-    return dict(spec.classifier_grid if is_classification(model_type) else spec.regressor_grid)
+    grid = spec.classifier_grid if is_classification(model_type) else spec.regressor_grid
+    return [dict(part) for part in grid] if isinstance(grid, list) else dict(grid)
+
+
+def without_heavy_tail(grid: Grid) -> Grid:
+    """The grid without Poisson/Tweedie options: for targets with negative values, which they cannot fit."""
+    parts = grid if isinstance(grid, list) else [grid]
+    kept = []
+    for part in parts:
+        values = {name: [v for v in options if v not in HEAVY_TAIL_VALUES] for name, options in part.items()}
+        if all(values.values()) or not part:
+            kept.append(values)
+    if isinstance(grid, list):
+        return kept or [{}]
+    return kept[0] if kept else {}
 
 
 def build_preprocessor(
@@ -322,8 +427,12 @@ def build_pipeline(
     """Return the unfitted pipeline for one algorithm over one feature schema."""
     engineer = FeatureEngineer(schema, feature_options).fit(None)
     if ALGORITHMS[algorithm].needs_transactions:
-        if not engineer.uses_btyd:
+        if not engineer.from_transactions:
             raise ConfigError(BTYD_NEEDS_TRANSACTIONS, field="algorithm")
+        if algorithm == "run_rate":
+            return _run_rate_pipeline(schema, feature_options or FeatureOptions(), model_type)
+        if not engineer.uses_btyd:
+            raise ConfigError(BTYD_SWITCHED_OFF, field="algorithm")
         # The estimate is the only input; customers it cannot score (no history) get 0.
         preprocessor: Any = ColumnTransformer(
             [("num", SimpleImputer(strategy="constant", fill_value=0.0), ["btyd_expected_spend"])],
@@ -348,6 +457,22 @@ def build_pipeline(
         steps.append(("select", SelectKBest(score_func=score_func, k=preprocessing["k"])))
     steps.append(("model", make_estimator(model_type, algorithm, random_state)))
     return Pipeline(steps)
+
+
+def _run_rate_pipeline(schema: FeatureSchema, options: FeatureOptions, model_type: str) -> Pipeline:
+    """Raw spend and tenure (no log transform, no BTYD fit) into the run-rate; gaps read as 0."""
+    plain = FeatureOptions(
+        log_transform=False, btyd=False, missing_values=options.missing_values,
+        btyd_horizon_days=options.btyd_horizon_days,
+    )
+    engineer = FeatureEngineer(schema, plain).fit(None)
+    preprocessor = ColumnTransformer(
+        [("num", Pipeline([("impute", SimpleImputer(strategy="constant", fill_value=0.0))]), list(RUN_RATE_INPUTS))],
+        remainder="drop",
+        verbose_feature_names_out=False,
+    )
+    estimator = make_estimator(model_type, "run_rate", 0).set_params(horizon_days=options.btyd_horizon_days)
+    return Pipeline([("features", engineer), ("preprocess", preprocessor), ("model", estimator)])
 
 
 def clamp_selection_k(pipeline: Pipeline, feature_count: int) -> None:

@@ -5,6 +5,13 @@ own fitted pipeline). Lead models compare ROC-AUC and the challenger must be hig
 an absolute margin; lifetime-value models compare MAE and the challenger must be lower
 by a relative margin. With no active model the challenger wins; when either cannot
 score the rows, nothing changes automatically.
+
+An active model that reads columns the challenger excluded as leakage suspects is not
+compared like for like: its held-out score counts what those columns leak, values a
+new lead does not have yet. The comparison is then made on an honest basis, the active
+model scoring the same rows with those columns blanked (as they are at scoring time,
+before the sales team fills them in), and the challenger needs no margin over it: the
+active model's own standing is what is in doubt. The note says so and gives both scores.
 """
 from __future__ import annotations
 
@@ -34,6 +41,9 @@ class PromotionDecision:
     champion_version: int | None = None
     rows: int = 0
     rows_note: str = ""
+    # Set when the active version reads columns this version excluded as leakage suspects.
+    leakage_note: str = ""
+    champion_score_without_suspects: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,6 +117,11 @@ def decide_promotion(
             "kept as candidate: compare and activate by hand",
             challenger_score=round(challenger_score, 6), rows=rows, **common,
         )
+    suspects = [name for name in getattr(challenger, "leakage_excluded", ()) if name in champion.schema.names]
+    if suspects:
+        return _honest_decision(
+            challenger, champion, features, target, suspects, challenger_score, champion_score, rows, common
+        )
     if classification:
         gain = challenger_score - champion_score
         promote = gain >= margin
@@ -128,6 +143,61 @@ def decide_promotion(
         challenger_score=round(challenger_score, 6),
         champion_score=round(champion_score, 6),
         rows=rows,
+        **common,
+    )
+
+
+def _honest_decision(
+    challenger: ModelBundle,
+    champion: ModelBundle,
+    features: pd.DataFrame,
+    target: np.ndarray,
+    suspects: list[str],
+    challenger_score: float,
+    champion_score: float,
+    rows: int,
+    common: dict[str, Any],
+) -> PromotionDecision:
+    """Compare with the active model scoring these rows without the leakage suspects it reads."""
+    classification = challenger.classification
+    champion_version = common["champion_version"]
+    blanked = features.copy()
+    for name in suspects:
+        if name in blanked.columns:
+            blanked[name] = None
+    try:
+        honest = holdout_score(champion, blanked, target)
+    except Exception:  # noqa: BLE001 - then the plain scores are all there is
+        honest = None
+    shown = ", ".join(suspects)
+    metric = "ROC-AUC" if classification else "MAE"
+    note = (
+        f"the active version {champion_version} reads {shown}, which this version excludes as leakage suspects "
+        f"(recorded after the outcome, so missing when a new record is scored): its {metric} on these rows, "
+        f"{champion_score:.4f}, counts what they leak"
+    )
+    better = (lambda a, b: a >= b) if classification else (lambda a, b: a <= b)
+    if honest is None or better(challenger_score, honest):
+        basis = "" if honest is None else f"; without them it scores {honest:.4f}"
+        reason = (
+            f"promoted as the honest model: {metric} {challenger_score:.4f} on the same {rows} held-out rows; "
+            f"{note}{basis}"
+        )
+        promote = True
+    else:
+        reason = (
+            f"kept as candidate: {metric} {challenger_score:.4f} is worse than the active version's {honest:.4f} "
+            f"even with the suspects blanked; {note}. Activate it by hand to serve an honest model anyway"
+        )
+        promote = False
+    return PromotionDecision(
+        promote=promote,
+        reason=reason,
+        challenger_score=round(challenger_score, 6),
+        champion_score=round(champion_score, 6),
+        rows=rows,
+        leakage_note=note,
+        champion_score_without_suspects=None if honest is None else round(honest, 6),
         **common,
     )
 

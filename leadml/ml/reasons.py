@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, TweedieRegressor
 
 from leadml.ml.compiled import CompiledScorer, TreeEnsemble
 from leadml.ml.explain import transformed_sources
@@ -96,7 +96,7 @@ def typical_record(schema: FeatureSchema, frame: pd.DataFrame) -> dict[str, Any]
             numbers = to_numeric(values).dropna()
             record[column.name] = float(numbers.median()) if len(numbers) else None
         elif column.kind == "datetime":
-            dates = to_datetime(values).dropna()
+            dates = to_datetime(values, getattr(column, "date_format", None)).dropna()
             record[column.name] = dates.sort_values().iloc[len(dates) // 2].date().isoformat() if len(dates) else None
         elif column.kind == "email":
             domains = values.map(email_domain).dropna()
@@ -134,8 +134,9 @@ class Explainer:
         if not self._ages:
             self._fixed_baseline_input = self._baseline_input()
         estimator = bundle.pipeline.steps[-1][1]
+        # A Tweedie GLM's log-link margin is linear too, and its value exp(margin) increasing.
         self._coefficients = (
-            np.ravel(estimator.coef_) if isinstance(estimator, (LogisticRegression, Ridge)) else None
+            np.ravel(estimator.coef_) if isinstance(estimator, (LogisticRegression, Ridge, TweedieRegressor)) else None
         )
         self._trees: CompiledScorer | None = None
         self._tree_game: tuple[bytes, TreeGame | None] | None = None  # keyed by the baseline input
@@ -143,6 +144,7 @@ class Explainer:
             scorer = bundle.compiled_scorer()
             if scorer is not None and isinstance(scorer.model, TreeEnsemble):
                 self._trees = scorer
+        self._log_link = isinstance(estimator, TweedieRegressor)
 
     def _baseline_input(self) -> np.ndarray:
         if self._fixed_baseline_input is not None:
@@ -207,7 +209,7 @@ class Explainer:
             factor = served_change / total_margin
         else:  # contributions cancel out: use the link's local slope
             p = served / SCORE_POINTS
-            factor = p * (1.0 - p) * SCORE_POINTS if self.bundle.classification else 1.0
+            factor = p * (1.0 - p) * SCORE_POINTS if self.bundle.classification else (served if self._log_link else 1.0)
         return Explanation(
             method="linear_exact",
             baseline=base_value,

@@ -15,6 +15,12 @@ Rules applied everywhere (training, prediction, one customer or many):
   0 or below is not, but its net still counts towards the customer's spend. Spend
   totals are floored at 0.
 * Features as of day D use only transactions dated on or before D.
+* Lines without a customer id (guest purchases) are skipped and counted, not refused.
+* A customer with transactions but no purchase day on or before D (every purchase
+  refunded) gets the *no-purchase row* when scored: 0 purchase days, repeat purchases
+  and spend, recency and tenure counted from their transactions, averages missing
+  (`NO_PURCHASE_FEATURES`); the model's estimate for it is served with a warning.
+* An unreadable value is reported with every other one, not only the first.
 
 Plain pandas and numpy: never imports Django.
 """
@@ -29,7 +35,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml.ml.errors import DataError
+from leadml.ml.errors import DataError, RecordsError
 from leadml.ml.parsing import to_numeric
 
 CUSTOMER_ID = "customer_id"
@@ -66,6 +72,8 @@ FEATURE_DESCRIPTIONS: dict[str, str] = {
 FEATURE_COLUMNS: tuple[str, ...] = tuple(FEATURE_DESCRIPTIONS)
 
 TARGET_NAME = "future_spend"
+# Unreadable values a message lists by row; every one is in the error's `problems`.
+MESSAGE_EXAMPLES = 5
 
 _EIGHT_DIGITS = re.compile(r"^\d{8}$")
 _DATE_HELP = "ISO 8601 (e.g. 2024-01-31 or 2024-01-31T10:30:00Z), YYYYMMDD (e.g. 20240131) or a datetime"
@@ -199,14 +207,38 @@ def _as_day(value: Any, *, field: str) -> pd.Timestamp:
 # --- Normalising a log -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class TransactionLog:
+    """A normalised log and what reading it skipped."""
+
+    log: pd.DataFrame  # customer_id (str), date (datetime64, day, tz-naive), amount (float)
+    skipped_without_customer: int = 0  # lines with no customer id (guest purchases)
+    skipped_amount: float = 0.0  # their net amount
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "transactions_read": int(len(self.log)),
+            "skipped_without_customer": self.skipped_without_customer,
+            "skipped_amount": round(self.skipped_amount, 2),
+        }
+
+
 def normalise_transactions(
     frame: pd.DataFrame, columns: TransactionColumns = TransactionColumns()
 ) -> pd.DataFrame:
     """Return the log as columns customer_id (str), date (datetime64, day, tz-naive), amount (float).
 
-    One row per input row (not yet netted per day), sorted by customer and date. Raises
-    DataError naming the column, with a count and an example, when a column is absent
-    or has a value that cannot be read (missing customer id, date or amount included).
+    See `read_transactions`, which also says how many lines had no customer id.
+    """
+    return read_transactions(frame, columns).log
+
+
+def read_transactions(frame: pd.DataFrame, columns: TransactionColumns = TransactionColumns()) -> TransactionLog:
+    """Normalise a raw log: one row per input row with a customer id, sorted by customer and date.
+
+    Lines without a customer id are skipped and counted. Raises DataError naming the
+    column when one is absent, and RecordsError naming every row whose date or amount
+    cannot be read (missing included).
     """
     for name in (columns.customer, columns.date, columns.amount):
         if name not in frame.columns:
@@ -214,41 +246,38 @@ def normalise_transactions(
             raise DataError(f"the transactions have no column {name!r} (columns: {shown})", field=name)
 
     customers = frame[columns.customer].map(_customer_text)
-    missing = customers.isna()
-    if missing.any():
-        row = missing.idxmax()
-        raise DataError(
-            f"column {columns.customer!r}: {int(missing.sum())} transaction(s) have no customer id "
-            f"(e.g. row {row!r})",
-            field=columns.customer,
-        )
-
+    known = customers.notna().to_numpy()
     dates, bad_dates = _parse_dates(frame[columns.date])
-    if bad_dates.any():
-        row = bad_dates.idxmax()
-        raise DataError(
-            f"column {columns.date!r}: {int(bad_dates.sum())} value(s) are not dates ({_DATE_HELP}), "
-            f"e.g. row {row!r}: {_describe(frame[columns.date].loc[row])}",
-            field=columns.date,
-        )
-
     amounts, bad_amounts = _parse_amounts(frame[columns.amount])
-    if bad_amounts.any():
-        row = bad_amounts.idxmax()
-        raise DataError(
-            f"column {columns.amount!r}: {int(bad_amounts.sum())} value(s) are not numbers, "
-            f"e.g. row {row!r}: {_describe(frame[columns.amount].loc[row])}",
-            field=columns.amount,
-        )
+    problems: list[tuple[str, str]] = []
+    messages: list[str] = []
+    fields: list[str] = []
+    checks = ((columns.date, bad_dates, "a date", f"dates ({_DATE_HELP})"), (columns.amount, bad_amounts, "a number", "numbers"))
+    for column, bad, one, many in checks:
+        # A line skipped for its missing customer id is not worth refusing the log for.
+        rows = frame.index[bad.to_numpy() & known]
+        if not len(rows):
+            continue
+        values = frame.loc[rows, column]
+        problems += [(f"rows[{row}].{column}", f"{column} is not {one}: {_describe(value)}") for row, value in values.items()]
+        shown = ", ".join(f"row {row!r}: {_describe(value)}" for row, value in values.head(MESSAGE_EXAMPLES).items())
+        more = f" and {len(rows) - MESSAGE_EXAMPLES} more" if len(rows) > MESSAGE_EXAMPLES else ""
+        messages.append(f"column {column!r}: {len(rows)} value(s) are not {many}, e.g. {shown}{more}")
+        fields.append(column)
+    if problems:
+        raise RecordsError("; ".join(messages), field=fields[0], problems=tuple(problems))
 
+    skipped = int((~known).sum())
+    skipped_amount = float(np.nansum(amounts.to_numpy()[~known & ~bad_amounts.to_numpy()])) if skipped else 0.0
     result = pd.DataFrame(
         {
-            CUSTOMER_ID: customers.astype(str).to_numpy(),
-            DATE: dates.to_numpy(dtype="datetime64[ns]"),
-            AMOUNT: amounts.to_numpy(dtype=float),
+            CUSTOMER_ID: customers[known].astype(str).to_numpy(),
+            DATE: dates[known].to_numpy(dtype="datetime64[ns]"),
+            AMOUNT: amounts[known].to_numpy(dtype=float),
         }
     )
-    return result.iloc[_customer_order(result[CUSTOMER_ID], result[DATE])].reset_index(drop=True)
+    ordered = result.iloc[_customer_order(result[CUSTOMER_ID], result[DATE])].reset_index(drop=True)
+    return TransactionLog(log=ordered, skipped_without_customer=skipped, skipped_amount=skipped_amount)
 
 
 def _customer_order(customers: pd.Series, dates: pd.Series) -> np.ndarray:
@@ -391,50 +420,162 @@ def training_table(
     return features.reset_index(), target
 
 
+# What a customer with no purchase day on or before as_of is scored from (all refunded,
+# or no transactions at all): no purchases and no spend; recency and tenure counted from
+# their first and last transactions (missing without any); averages missing.
+NO_PURCHASE_FEATURES: dict[str, str] = {
+    "purchase_days": "0",
+    "frequency": "0 (no repeat purchase)",
+    "recency_days": "days from the last transaction to as_of (missing without transactions)",
+    "tenure_days": "days from the first transaction to as_of (missing without transactions)",
+    "age_at_last_days": "0",
+    "total_spend": "0",
+    "avg_spend": "0",
+    "max_spend": "0",
+    "first_purchase_value": "0",
+    "last_purchase_value": "0",
+    "avg_repeat_spend": "missing",
+    "spend_last_90_days": "0",
+    "purchases_last_90_days": "0",
+    "avg_days_between": "missing",
+}
+
+
+@dataclass(frozen=True)
+class CustomerFeatures:
+    """One scored customer's features, or why their history cannot be read."""
+
+    features: dict[str, float] | None  # FEATURE_COLUMNS (NaN where missing); None when unreadable
+    problems: tuple[tuple[str, str], ...] = ()  # (field within the record, message), every one
+    warning: str | None = None  # set when scored from the no-purchase row
+
+
+def features_for_customers(histories: Sequence[tuple[Any, Any]]) -> list[CustomerFeatures]:
+    """Return the features of many customers, each (transactions [{date, amount}, ...], as_of), at once.
+
+    The same builder as `customer_features`: every history's transactions are parsed in
+    one pass and netted per day together, then features are built with one group-by per
+    distinct as_of, so a batch of 10,000 customers takes seconds, not minutes. A history
+    with unreadable parts gets all of them in `problems` (fields "as_of",
+    "transactions", "transactions[i]", "transactions[i].date", "transactions[i].amount");
+    one without a purchase day on or before as_of gets the no-purchase row
+    (NO_PURCHASE_FEATURES) and a warning.
+    """
+    results: list[CustomerFeatures | None] = [None] * len(histories)
+    unreadable: dict[int, list[tuple[str, str]]] = {}
+    days: dict[int, pd.Timestamp] = {}
+    owners: list[int] = []
+    elements: list[int] = []
+    raw_dates: list[Any] = []
+    raw_amounts: list[Any] = []
+    # Every as_of in one parse: one value at a time costs more than the features themselves.
+    as_of_values = pd.Series([as_of for _, as_of in histories], dtype=object)
+    as_of_days, bad_as_of = _parse_dates(as_of_values)
+    for position, (transactions, as_of) in enumerate(histories):
+        problems: list[tuple[str, str]] = []
+        if bad_as_of.iloc[position]:
+            problems.append(("as_of", f"as_of must be a date ({_DATE_HELP}); got {_describe(as_of)}"))
+        else:
+            days[position] = pd.Timestamp(as_of_days.iloc[position])
+        if isinstance(transactions, str | bytes | Mapping) or not isinstance(transactions, Sequence):
+            problems.append(("transactions", "transactions must be a list of {date, amount} objects"))
+            transactions = ()
+        readable = []
+        for index, element in enumerate(transactions):
+            if not isinstance(element, Mapping):
+                problems.append(
+                    (f"transactions[{index}]", f"transactions[{index}] must be an object with date and amount; "
+                     f"got {_describe(element)}")
+                )
+                continue
+            absent = [key for key in (DATE, AMOUNT) if key not in element]
+            problems += [(f"transactions[{index}].{key}", f"transactions[{index}] has no {key!r}") for key in absent]
+            if not absent:
+                readable.append((index, element))
+        if problems:
+            unreadable[position] = problems
+        for index, element in readable:
+            owners.append(position)
+            elements.append(index)
+            raw_dates.append(element[DATE])
+            raw_amounts.append(element[AMOUNT])
+
+    dates, bad_dates = _parse_dates(pd.Series(raw_dates, dtype=object))
+    amounts, bad_amounts = _parse_amounts(pd.Series(raw_amounts, dtype=object))
+    owner_array = np.asarray(owners, dtype=np.int64)
+    for row in np.flatnonzero(bad_dates.to_numpy() | bad_amounts.to_numpy()):
+        owner, index = int(owner_array[row]), elements[row]
+        if bad_dates.iloc[row]:
+            unreadable.setdefault(owner, []).append(
+                (f"transactions[{index}].date",
+                 f"transactions[{index}].date is not a date ({_DATE_HELP}): {_describe(raw_dates[row])}")
+            )
+        if bad_amounts.iloc[row]:
+            unreadable.setdefault(owner, []).append(
+                (f"transactions[{index}].amount",
+                 f"transactions[{index}].amount is not a number: {_describe(raw_amounts[row])}")
+            )
+    for owner, problems in unreadable.items():
+        results[owner] = CustomerFeatures(None, tuple(problems))
+
+    good = ~np.isin(owner_array, list(unreadable)) if len(owner_array) else np.zeros(0, dtype=bool)
+    log = pd.DataFrame(
+        {
+            CUSTOMER_ID: owner_array[good].astype(str).astype(object),
+            DATE: dates.to_numpy(dtype="datetime64[ns]")[good],
+            AMOUNT: amounts.to_numpy(dtype=float)[good],
+        }
+    )
+    daily = _daily(log)
+    pending = [position for position in range(len(histories)) if results[position] is None]
+    by_day: dict[pd.Timestamp, list[int]] = {}
+    for position in pending:
+        by_day.setdefault(days[position], []).append(position)
+    for day, positions in by_day.items():
+        wanted = daily[daily[CUSTOMER_ID].isin({str(position) for position in positions})]
+        rows = _features_from_daily(wanted, day).to_dict("index")
+        seen = wanted[wanted[DATE] <= day].groupby(CUSTOMER_ID)[DATE].agg(["min", "max"]).to_dict("index")
+        for position in positions:
+            key = str(position)
+            if key in rows:
+                results[position] = CustomerFeatures({name: float(value) for name, value in rows[key].items()})
+            else:
+                results[position] = _no_purchase(seen.get(key), day)
+    return [result for result in results if result is not None]
+
+
+def _no_purchase(seen: Mapping[str, pd.Timestamp] | None, day: pd.Timestamp) -> CustomerFeatures:
+    """The no-purchase row (NO_PURCHASE_FEATURES) and the warning that goes with it."""
+    features = {name: 0.0 for name in FEATURE_COLUMNS}
+    features |= {"avg_repeat_spend": float("nan"), "avg_days_between": float("nan")}
+    if seen is None:
+        features |= {"recency_days": float("nan"), "tenure_days": float("nan")}
+        warning = f"no transactions on or before {day.date()}: scored as a customer with no purchase"
+    else:
+        features["recency_days"] = float((day - seen["max"]) / pd.Timedelta(days=1))
+        features["tenure_days"] = float((day - seen["min"]) / pd.Timedelta(days=1))
+        warning = (
+            f"no purchase on or before {day.date()} (every purchase refunded: net amount 0 or below): "
+            "scored as a customer with no purchase"
+        )
+    return CustomerFeatures(features, warning=warning)
+
+
 def features_for_customer(transactions: Sequence[Mapping[str, Any]], as_of: Any) -> dict[str, float]:
     """Return one customer's features as of `as_of` from their transactions [{date, amount}, ...].
 
     The same builder as `customer_features`, so the names and values match the training
     table's row for that customer (NaN where the table has NaN). Raises DataError with
     field "transactions[i].date" / "transactions[i].amount" for an unreadable element and
-    field "transactions" when there is no purchase day on or before `as_of`.
+    field "transactions" when there is no purchase day on or before `as_of`
+    (`features_for_customers` scores such a customer instead).
     """
-    day = _as_day(as_of, field="as_of")
-    if isinstance(transactions, str | bytes | Mapping) or not isinstance(transactions, Sequence):
-        raise DataError("transactions must be a list of {date, amount} objects", field="transactions")
-    for position, element in enumerate(transactions):
-        if not isinstance(element, Mapping):
-            raise DataError(
-                f"transactions[{position}] must be an object with date and amount; got {_describe(element)}",
-                field=f"transactions[{position}]",
-            )
-        for key in (DATE, AMOUNT):
-            if key not in element:
-                raise DataError(f"transactions[{position}] has no {key!r}", field=f"transactions[{position}].{key}")
-
-    raw_dates = pd.Series([element[DATE] for element in transactions], dtype=object)
-    raw_amounts = pd.Series([element[AMOUNT] for element in transactions], dtype=object)
-    dates, bad_dates = _parse_dates(raw_dates)
-    if bad_dates.any():
-        position = int(bad_dates.to_numpy().argmax())
-        raise DataError(
-            f"transactions[{position}].date is not a date ({_DATE_HELP}): {_describe(raw_dates.iloc[position])}",
-            field=f"transactions[{position}].date",
-        )
-    amounts, bad_amounts = _parse_amounts(raw_amounts)
-    if bad_amounts.any():
-        position = int(bad_amounts.to_numpy().argmax())
-        raise DataError(
-            f"transactions[{position}].amount is not a number: {_describe(raw_amounts.iloc[position])}",
-            field=f"transactions[{position}].amount",
-        )
-
-    log = pd.DataFrame(
-        {CUSTOMER_ID: "customer", DATE: dates.to_numpy(dtype="datetime64[ns]"), AMOUNT: amounts.to_numpy(dtype=float)}
-    )
-    features = _features_from_daily(_daily(log), day)
-    if features.empty:
-        raise DataError(
-            f"no purchase (a day with a net amount above 0) on or before {day.date()}", field="transactions"
-        )
-    return {name: float(value) for name, value in features.iloc[0].items()}
+    (result,) = features_for_customers([(transactions, as_of)])
+    if result.problems:
+        field, message = result.problems[0]
+        raise DataError(message, field=field)
+    if result.warning is not None:
+        raise DataError(f"no purchase (a day with a net amount above 0) on or before {_as_day(as_of, field='as_of').date()}",
+                        field="transactions")
+    assert result.features is not None
+    return result.features

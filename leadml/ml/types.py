@@ -28,6 +28,10 @@ class ColumnSpec:
     maximum: float | None = None
     categories: tuple[str, ...] = ()  # categorical columns: most frequent values seen
     skew: float | None = None  # numeric columns: sample skewness of the training values
+    # Datetime columns: how the column's dates are written, inferred from all its values
+    # (leadml.ml.features.DATE_FORMATS), so prediction reads "05-12-2017" as training did.
+    # None in versions pickled before formats existed: read value by value, as they were.
+    date_format: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -38,6 +42,7 @@ class ColumnSpec:
             "max": self.maximum,
             "skew": self.skew,
             "categories": list(self.categories),
+            "date_format": self.date_format,
         }
 
 
@@ -53,6 +58,9 @@ class FeatureSchema:
 
     columns: tuple[ColumnSpec, ...]
     dropped: tuple[DroppedColumn, ...] = ()
+    # What inference was unsure of or overrode: ambiguous dates, id-named columns kept,
+    # heuristics an explicit `features` list overruled.
+    warnings: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -62,6 +70,7 @@ class FeatureSchema:
         return {
             "columns": [column.as_dict() for column in self.columns],
             "dropped": [{"name": d.name, "reason": d.reason} for d in self.dropped],
+            "warnings": list(self.warnings),
         }
 
 
@@ -103,7 +112,10 @@ class TrainingConfig:
     preprocessing: dict[str, Any] = field(default_factory=dict)
     feature_options: FeatureOptions = field(default_factory=FeatureOptions)
     allow_columns: tuple[str, ...] = ()  # leakage suspects the tenant keeps on purpose
-    calibrate: bool = True  # lead models: calibrate probabilities on held-out folds
+    calibrate: bool = True  # lead models: calibrate probabilities on out-of-fold scores
+    # The calibrations the choice by CV log-loss considers ("none", "sigmoid", "isotonic");
+    # not a request option: tests narrow it to exercise one method.
+    calibration_methods: tuple[str, ...] = ("none", "sigmoid", "isotonic")
     time_budget_s: float | None = None  # `auto`: stop trying further algorithms past this
     param_grid: dict[str, list[Any]] | None = None
     cv_folds: int = 5

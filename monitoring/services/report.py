@@ -313,7 +313,7 @@ def _as_comparable(frame: pd.DataFrame, schema: FeatureSchema, at: pd.Series) ->
         if column.kind == "numeric":
             out[column.name] = to_numeric(values)
         elif column.kind == "datetime":
-            dates = to_datetime(values)
+            dates = to_datetime(values, getattr(column, "date_format", None))
             out[column.name] = (at.reset_index(drop=True) - dates.reset_index(drop=True)).dt.total_seconds() / 86400.0
         elif column.kind == "email":
             out[column.name] = values.map(lambda value: value.rsplit("@", 1)[-1].strip().lower() if isinstance(value, str) and value.strip() else None)

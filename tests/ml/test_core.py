@@ -78,7 +78,7 @@ def test_every_lead_algorithm_learns_the_signal(algorithm: str, leads: tuple[pd.
     assert len(set(weights)) > 1, "importance must not be a uniform placeholder"
     assert {name for name, _ in result.feature_importance} <= set(frame.columns)
     dropped = {column["name"]: column["reason"] for column in result.report["dropped_columns"]}
-    assert dropped["id"] == "identifier (name looks like an id)"
+    assert dropped["id"].startswith("identifier (name looks like an id and its values hardly repeat")
 
 
 @pytest.mark.parametrize("algorithm", ["gradient_boosting", "random_forest", "linear_regression", "neural_network"])

@@ -149,6 +149,8 @@ def trained_bundle(model_type: str, frame: pd.DataFrame, labels: pd.Series, setu
             param_grid=setup.param_grid,
             preprocessing=setup.preprocessing,
             feature_options=setup.feature_options,
+            # Calibration is chosen by CV log-loss and may be none; these tests need one.
+            calibration_methods=("sigmoid",),
         ),
     )
     bundle = result.bundle

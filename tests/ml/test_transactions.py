@@ -110,7 +110,6 @@ def test_normalise_reads_every_date_form_and_renames_columns() -> None:
         ("when", None, "an empty value"),
         ("value", "$5", "'$5'"),
         ("value", None, "an empty value"),
-        ("who", None, "row 1"),
     ],
 )
 def test_normalise_names_the_bad_column_and_gives_an_example(column: str, bad: object, example: str) -> None:

@@ -97,3 +97,32 @@ def test_cdnow_service_btyd_pipeline_meets_both_targets_on_the_reference_split()
     # Dataset README references: linear regression R² 0.42 / MAE 36.1; predicting 0: MAE 34.2.
     assert r2_score(actual, predicted) >= 0.42
     assert mean_absolute_error(actual, predicted) <= 34.2
+
+
+def test_cdnow_auto_is_as_good_as_the_run_rate_on_mae_and_as_btyd_on_r2() -> None:
+    path = shared_dataset("cdnow/CDNOW_master.txt")
+    log = normalise_transactions(
+        pd.read_csv(path, sep=r"\s+"), TransactionColumns("customer_id", "date", "dollar_value")
+    )
+    features, target = training_table(log, calibration_end="1997-09-30", horizon_days=273)
+    # A fixed sample of customers and one small grid per algorithm keep this to seconds.
+    sample = features.sample(2000, random_state=0).index
+    grids = {
+        "random_forest": {"max_depth": [8], "min_samples_leaf": [20], "criterion": ["squared_error", "poisson"]},
+        "gradient_boosting": {"max_leaf_nodes": [15], "learning_rate": [0.05], "loss": ["squared_error", "poisson"]},
+        "linear_regression": [{"loss": ["squared_error"], "alpha": [10.0]}, {"loss": ["tweedie"], "alpha": [1e-3]}],
+        "neural_network": {"regressor__alpha": [1e-2]},
+    }
+    result = train_model(
+        features.loc[sample].reset_index(drop=True), target.loc[sample].reset_index(drop=True),
+        model_type="customer_lifetime_value", algorithm="auto",
+        config=TrainingConfig(
+            cv_folds=3, test_size=0.5, param_grid=grids, feature_options=FeatureOptions(btyd_horizon_days=273)
+        ),
+    )
+    candidates = {candidate["algorithm"]: candidate for candidate in result.report["candidates"]}
+    assert {"run_rate", "btyd"} <= set(candidates)
+    assert result.metrics["mae"] <= candidates["run_rate"]["test_mae"]
+    # R² rests on a few big spenders: "as good as BTYD" within that noise.
+    assert result.metrics["r2"] >= candidates["btyd"]["test_r2"] - 0.02
+    assert result.report["selection"]["served"] == result.algorithm

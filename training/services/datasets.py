@@ -18,12 +18,12 @@ from django.utils import timezone
 
 from leadml.errors import ApplicationError, PayloadTooLargeError
 from leadml.records import records_check
-from leadml.ml.errors import DataError
+from leadml.ml.errors import DataError, RecordsError
 from leadml.ml.nested import flatten_records
 from leadml.ml.parsing import read_csv_typed
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable, encode_target
-from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, normalise_transactions, training_table
+from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, read_transactions, training_table
 from leadml.ml.transactions import TARGET_NAME as TRANSACTION_TARGET
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE
 from training.models import Dataset, DatasetRow
@@ -155,7 +155,9 @@ def dataset_create(
     except DataError as error:
         raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
 
-    report = quality_report(frame.drop(columns=[target]), labels, model_type=model_type)
+    # The service built a transaction table's columns from purchases before the cut-off: they cannot leak.
+    trusted = FEATURE_DESCRIPTIONS if kind == Dataset.Kind.TRANSACTIONS else ()
+    report = quality_report(frame.drop(columns=[target]), labels, model_type=model_type, trusted=trusted)
     dataset = Dataset(
         tenant=tenant,
         model_type=model_type,
@@ -301,8 +303,15 @@ def transactions_dataset_create(
             )
     frame = pd.DataFrame.from_records(rows, columns=columns)
     try:
-        log = normalise_transactions(frame, TransactionColumns(customer_column, date_column, amount_column))
+        read = read_transactions(frame, TransactionColumns(customer_column, date_column, amount_column))
+        log = read.log
         features, target = training_table(log, calibration_end=calibration_end, horizon_days=horizon_days)
+    except RecordsError as error:
+        # Every unreadable line named, so the tenant fixes the export once, not once per line.
+        details = {error.field or "rows": [error.message]}
+        for field_name, message in error.problems:
+            details.setdefault(field_name, []).append(message)
+        raise ApplicationError(error.message, details=details) from error
     except DataError as error:
         raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
     features[TRANSACTION_TARGET] = target
@@ -314,6 +323,9 @@ def transactions_dataset_create(
         "calibration_end": calibration_end.isoformat(),
         "horizon_days": horizon_days,
         "transactions": len(rows),
+        # Lines without a customer id (guest purchases) are left out, and counted here.
+        "skipped_without_customer": read.skipped_without_customer,
+        "skipped_amount": round(read.skipped_amount, 2),
         "customers": len(table),
         "first_date": log["date"].min().date().isoformat(),
         "last_date": log["date"].max().date().isoformat(),

@@ -34,7 +34,7 @@ from leadml.ml.promotion import PromotionDecision, decide_promotion
 from leadml.ml.errors import ConfigError, MLError
 from leadml.ml.features import resolve_feature_options
 from leadml.ml.pipeline import ALGORITHMS, BTYD_NEEDS_TRANSACTIONS, resolve_preprocessing
-from leadml.ml.train import grids_for, train_model
+from leadml.ml.train import check_feature_names, grids_for, train_model
 from leadml.ml.types import TrainingConfig, TrainResult
 from registry.models import ModelVersion
 from registry.cache import bundle_load
@@ -134,6 +134,7 @@ def training_job_create(
                 f"dataset {dataset.id} holds {dataset.model_type} data, not {model_type}",
                 details={"training_config.dataset_id": ["model_type mismatch"]},
             )
+    _features_check(tenant=tenant, model_type=model_type, dataset=dataset, features=config.features)
     needs_transactions = algorithm in ALGORITHMS and ALGORITHMS[algorithm].needs_transactions
     if needs_transactions and transaction_horizon(tenant=tenant, model_type=model_type, dataset=dataset) is None:
         raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
@@ -187,6 +188,25 @@ def _enqueue_or_withdraw(*, job_id: str, withdrawn: list[JobQueueUnavailableErro
         if deleted:
             logger.warning("training_job_withdrawn id=%s reason=job queue unavailable", job_id)
             withdrawn.append(error)
+
+
+def _features_check(*, tenant: str, model_type: str, dataset: Dataset | None, features: tuple[str, ...] | None) -> None:
+    """A `features` name that is not a column of the training data is a 400, never silently dropped."""
+    if not features:
+        return
+    datasets = (
+        [dataset]
+        if dataset is not None
+        else Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY)
+    )
+    # Each dataset's target is removed from its rows before training, so it is never a feature.
+    columns = {column for item in datasets for column in item.columns if column != item.target}
+    if not columns:
+        return  # no data yet: the row count check below says so
+    try:
+        check_feature_names(features, sorted(columns))
+    except ConfigError as error:
+        raise ApplicationError(error.message, details={error.field or "training_config": [error.message]}) from error
 
 
 def training_job_enqueue(*, job_id: str) -> None:

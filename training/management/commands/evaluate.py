@@ -28,7 +28,7 @@ from leadml.ml.parsing import read_csv_typed
 from leadml.ml.pipeline import ALGORITHM_CHOICES
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
-from leadml.ml.transactions import TransactionColumns, normalise_transactions, training_table
+from leadml.ml.transactions import TransactionColumns, read_transactions, training_table
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE, MODEL_TYPES, TrainResult, is_classification
 from training.services.jobs import training_config_parse
 
@@ -119,13 +119,14 @@ class Command(BaseCommand):
             raise CommandError("--kind transactions needs --calibration-end and --horizon-days")
         columns = TransactionColumns(options["customer_column"], options["date_column"], options["amount_column"])
         try:
-            log = normalise_transactions(frame, columns)
+            read = read_transactions(frame, columns)
             features, target = training_table(
-                log, calibration_end=options["calibration_end"], horizon_days=options["horizon_days"]
+                read.log, calibration_end=options["calibration_end"], horizon_days=options["horizon_days"]
             )
         except MLError as error:
             raise CommandError(error.message) from error
-        self.stderr.write(f"{len(log)} transactions -> {len(features)} customers")
+        skipped = f" ({read.skipped_without_customer} without a customer id skipped)" if read.skipped_without_customer else ""
+        self.stderr.write(f"{len(read.log)} transactions{skipped} -> {len(features)} customers")
         return features, target
 
     @staticmethod
@@ -153,23 +154,41 @@ class Command(BaseCommand):
                 write(f"{candidate['algorithm']:<22}  skipped: {candidate['skipped']}")
                 continue
             cv = f"{candidate['cv_mean']:.4f}±{candidate['cv_std']:.4f}"
+            extra = ""
+            if "cv_mae" in candidate:
+                extra = (f"   CV MAE {candidate['cv_mae']:.2f}, capture {candidate['cv_top_decile_capture']:.3f}; "
+                         f"test MAE {candidate['test_mae']:.2f}, capture {candidate['test_top_decile_capture']:.3f}")
             write(f"{candidate['algorithm']:<22}{cv:>16}{candidate.get('test_' + metric, float('nan')):>14.4f}"
-                  f"{candidate['seconds']:>10.1f}")
+                  f"{candidate['seconds']:>10.1f}{extra}")
+        selection = report.get("selection")
+        if selection:
+            write(f"selection: {selection['criterion']}")
+            write(f"run-rate check: {selection['run_rate_check']}")
         write("\ntest metrics of the chosen model:")
         for name, value in result.metrics.items():
-            if name not in ("confusion_matrix", "calibration_curve"):
+            if not isinstance(value, list):  # curves, histograms and pairs are for the charts
                 write(f"  {name:<20} {value}")
         if is_classification(model_type):
             write(f"  confusion_matrix     {result.metrics['confusion_matrix']}")
             calibration = report.get("calibration")
             if calibration:
-                write(f"calibration ({calibration['method']}): Brier {calibration['brier_before']} -> "
-                      f"{calibration['brier_after']}, log-loss {calibration['log_loss_before']} -> "
-                      f"{calibration['log_loss_after']}")
-        for suspect in report["quality"].get("leakage_suspects", []):
-            write(f"leakage suspect: {suspect['column']}: {suspect['reason']}")
-        for item in report["leakage_excluded"]:
-            write(f"excluded: {item['column']}")
+                write(f"calibration ({calibration['method']}; CV log-loss {calibration['cv_log_loss']}): Brier "
+                      f"{calibration['brier_before']} -> {calibration['brier_after']}, log-loss "
+                      f"{calibration['log_loss_before']} -> {calibration['log_loss_after']}, ROC-AUC "
+                      f"{calibration['roc_auc_before']} -> {calibration['roc_auc_after']}")
+                for rejected in calibration["rejected"]:
+                    write(f"  not used: {rejected}")
+        leakage = report["leakage"]
+        for item in leakage["evidence"]:
+            if item["verdict"]:
+                state = "excluded" if item["excluded"] else ("allowed" if item["allowed"] else "warned")
+                costs = f"; probe importance {item['probe_importance_share']}, drop cost {item['drop_cost']}"
+                write(f"leakage {state}: {item['column']}: {item['reason']}{costs if leakage['probe'] else ''}")
+        if leakage["probe"]:
+            write(f"CV {leakage['probe']['metric']} with the suspects {leakage['cv_with_suspects']}, without "
+                  f"{leakage['cv_without_suspects']} (the leak was worth {leakage['leak_worth']})")
+        for warning in report.get("column_warnings", []):
+            write(f"column: {warning}")
         btyd = report["feature_engineering"].get("btyd")
         if btyd:
             write(f"BTYD: {btyd['message']}; BG/NBD {btyd['bgnbd_params']}; Gamma-Gamma {btyd['gamma_gamma_params']}")
