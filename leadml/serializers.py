@@ -129,10 +129,24 @@ class FeatureEngineeringReportSerializer(serializers.Serializer):
     unused_inputs = serializers.ListField(child=serializers.CharField())
 
 
-class LeakageSuspectSerializer(serializers.Serializer):
+class LeakageEvidenceSerializer(serializers.Serializer):
+    """What one column says about leaking the outcome (leadml.ml.quality.leakage_evidence)."""
+
     column = serializers.CharField()
-    reason = serializers.CharField()
-    score = serializers.FloatField(allow_null=True)
+    kind = serializers.CharField()
+    power = serializers.FloatField(allow_null=True, help_text="alone: ROC-AUC (leads) or |Spearman| (CLV)")
+    power_metric = serializers.ChoiceField(choices=("roc_auc", "spearman"))
+    name_words = serializers.ListField(child=serializers.CharField(), help_text="outcome words in its name")
+    value_words = serializers.ListField(child=serializers.CharField(), help_text="outcome words in its values")
+    value_word_share = serializers.FloatField(help_text="share of rows whose value carries an outcome word")
+    fill_rates = serializers.DictField(
+        child=serializers.FloatField(), allow_null=True, help_text="outcome → share of rows where it is filled"
+    )
+    one_class_fill = serializers.BooleanField()
+    post_outcome_name = serializers.BooleanField(help_text="its name says it is known only after the outcome")
+    verdict = serializers.ChoiceField(choices=("exclude", "warn"), allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    score = serializers.FloatField(allow_null=True, help_text="the same as power (older reports' name)")
 
 
 class QualityReportSerializer(serializers.Serializer):
@@ -143,10 +157,16 @@ class QualityReportSerializer(serializers.Serializer):
     duplicate_rows = serializers.IntegerField()
     column_kinds = serializers.DictField(child=serializers.CharField(), help_text="column → inferred kind")
     dropped_columns = DroppedColumnSerializer(many=True)
+    column_warnings = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="e.g. an ambiguous date format, a repeated id kept"
+    )
+    sampled_rows = serializers.IntegerField(required=False, help_text="when the kinds were inferred from a sample")
     # With a target only (training data, not /preprocess without config.target):
     labelled_rows = serializers.IntegerField(required=False)
     unlabelled_rows = serializers.IntegerField(required=False)
-    leakage_suspects = LeakageSuspectSerializer(many=True, required=False)
+    leakage_suspects = LeakageEvidenceSerializer(many=True, required=False, help_text="excluded unless allowed")
+    leakage_warnings = LeakageEvidenceSerializer(many=True, required=False, help_text="weaker evidence, kept")
+    column_evidence = LeakageEvidenceSerializer(many=True, required=False, help_text="every candidate column")
     target = serializers.DictField(
         child=serializers.FloatField(allow_null=True),
         required=False,

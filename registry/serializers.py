@@ -46,6 +46,7 @@ class MetricFiguresSerializer(serializers.Serializer):
     r2_score = _figure("the original service's name for r2")
     mape = _figure()
     spearman = _figure()
+    top_decile_capture = _figure()
     test_rows = serializers.IntegerField(required=False)
 
 
@@ -104,12 +105,21 @@ class CrossValidationSerializer(serializers.Serializer):
 
 
 class CalibrationSerializer(serializers.Serializer):
-    method = serializers.CharField(help_text="sigmoid or isotonic")
+    method = serializers.CharField(help_text="none, sigmoid or isotonic")
+    chosen_by = serializers.CharField(required=False)
+    cv_log_loss = serializers.DictField(
+        child=serializers.FloatField(), required=False, help_text="method → CV log-loss on the training rows"
+    )
+    rejected = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="methods refused for costing held-out ROC-AUC"
+    )
     fitted_on = serializers.CharField()
     brier_before = serializers.FloatField()
     brier_after = serializers.FloatField()
     log_loss_before = serializers.FloatField()
     log_loss_after = serializers.FloatField()
+    roc_auc_before = serializers.FloatField(allow_null=True, required=False)
+    roc_auc_after = serializers.FloatField(allow_null=True, required=False)
 
 
 class PromotionDecisionSerializer(serializers.Serializer):
@@ -122,6 +132,12 @@ class PromotionDecisionSerializer(serializers.Serializer):
     champion_version = serializers.IntegerField(allow_null=True)
     rows = serializers.IntegerField()
     rows_note = serializers.CharField(allow_blank=True)
+    leakage_note = serializers.CharField(
+        allow_blank=True, required=False, help_text="the active version read columns this one excluded as leakage"
+    )
+    champion_score_without_suspects = serializers.FloatField(
+        allow_null=True, required=False, help_text="the active version on the same rows with those columns blanked"
+    )
 
 
 class TrainingCandidateSerializer(serializers.Serializer):

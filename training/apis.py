@@ -45,6 +45,7 @@ def dataset_summary(dataset: Dataset) -> dict[str, Any]:
         "success": True,
         "dataset_id": str(dataset.id),
         "kind": dataset.kind,
+        "status": dataset.status,
         "source_config": dataset.source_config,
         "user_id": dataset.tenant,
         "model_type": dataset.model_type,

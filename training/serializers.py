@@ -70,6 +70,8 @@ class TransactionsSourceSerializer(serializers.Serializer):
     calibration_end = serializers.DateField(required=False)
     horizon_days = serializers.IntegerField(required=False)
     transactions = serializers.IntegerField(required=False)
+    skipped_without_customer = serializers.IntegerField(required=False, help_text="lines with no customer id (guests)")
+    skipped_amount = serializers.FloatField(required=False, help_text="what those lines add up to")
     customers = serializers.IntegerField(required=False)
     first_date = serializers.DateField(required=False)
     last_date = serializers.DateField(required=False)
@@ -81,6 +83,9 @@ class DatasetSerializer(serializers.Serializer):
     success = serializers.BooleanField()
     dataset_id = serializers.UUIDField()
     kind = serializers.ChoiceField(choices=Dataset.Kind.choices)
+    status = serializers.ChoiceField(
+        choices=Dataset.Status.choices, help_text="loading: rows still being written, not used for training yet"
+    )
     source_config = TransactionsSourceSerializer()
     user_id = serializers.CharField()
     model_type = ModelTypeField()

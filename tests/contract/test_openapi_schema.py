@@ -26,6 +26,7 @@ from referencing.jsonschema import DRAFT202012
 from rest_framework.test import APIClient
 
 import leadml.health
+from leadml.ml.errors import DataError
 import predictions.apis
 import predictions.services
 from leadml.ml.types import MODEL_TYPES
@@ -481,7 +482,10 @@ def test_datasets_training_jobs_and_preprocessing_match_the_schema(
 
 @pytest.mark.django_db(transaction=True)
 def test_train_waited_for_answers_in_the_original_shape_or_422(
-    contract: Contract, client_for: Callable[[str | None], APIClient], lead_rows: list[dict[str, Any]]
+    contract: Contract,
+    client_for: Callable[[str | None], APIClient],
+    lead_rows: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from registry.services import api_token_create
 
@@ -493,9 +497,13 @@ def test_train_waited_for_answers_in_the_original_shape_or_422(
              "user_id": TENANT, "training_config": {"cv_folds": 3, "param_grid": {"C": [1.0]}}}
     result = contract.check(api.post("/train?wait=120", train, format="json"), 200)
     assert result["model_path"] and result["metadata"]["feature_importance"] and result["metrics"]["roc_auc"]
-    failed = contract.check(
-        api.post("/train?wait=120", train | {"training_config": {"features": ["nope"]}}, format="json"), 422
-    )
+    import training.services.jobs
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise DataError("every usable column was left out", field="training_config")
+
+    monkeypatch.setattr(training.services.jobs, "train_model", failing)  # the job fails as it runs
+    failed = contract.check(api.post("/train?wait=120", train | {"model_name": "sync2"}, format="json"), 422)
     job = contract.check(api.get(f"/jobs/{failed['details']['job_id'][0]}"), 200)
     assert job["status"] == "failed" and job["success"] is False and job["log"][-1]["error"]
     contract.assert_checked(COVERED["training_waited"])

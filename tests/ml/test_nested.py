@@ -87,7 +87,9 @@ def tagged_model() -> Any:
     labels = encode_target(frame["status"], model_type="lead_conversion", positive_values=["customer", "won"])
     result = train_model(
         frame.drop(columns=["status"]), labels, model_type="lead_conversion", algorithm="gradient_boosting",
-        config=TrainingConfig(param_grid={"max_iter": [40]}, cv_folds=3),
+        # A `tags` field that alone predicts conversion this well is a leakage suspect by
+        # default (tags are often written during the sale); this tenant vouches for it.
+        config=TrainingConfig(param_grid={"max_iter": [40]}, cv_folds=3, allow_columns=("tags",)),
     )
     return result
 

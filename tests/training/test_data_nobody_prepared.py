@@ -10,6 +10,7 @@ from rest_framework.test import APIClient
 
 from leadml.ml.bundle import RECORD_WARNING_FIELD
 from predictions.models import Prediction
+from predictions.public_ids import internal_id
 from tests.conftest import TENANT, make_dataset, train_inline
 from training.models import Dataset, TrainingJob
 
@@ -71,7 +72,7 @@ def test_a_refunded_customer_scores_with_a_warning_and_bad_records_are_all_named
     assert scored["source"] == "model" and scored["lifetime_value"] >= 0
     assert any("every purchase refunded" in warning for warning in scored["warnings"])
     assert not any("refunded" in warning for warning in ok["warnings"])
-    stored = Prediction.objects.get(pk=scored["prediction_id"])
+    stored = Prediction.objects.get(pk=internal_id(scored["prediction_id"]))
     assert stored.input["purchase_days"] == 0 and RECORD_WARNING_FIELD in stored.input
 
     bad = api.post("/predict/batch", {"model_type": "customer_lifetime_value", "user_id": TENANT, "data": [
