@@ -67,7 +67,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, TweedieRegressor
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
@@ -288,6 +288,8 @@ class CompiledScorer:
     # What the calibration reads: decision_function (the margin) or predict_proba.
     calibration_reads_margin: bool = False
     max_rows: int = DENSE_MAX_ROWS  # larger inputs are faster through sklearn
+    # Regressors with a log link (Poisson boosting, the Tweedie GLM): the value is exp(margin).
+    log_link: bool = False
 
     def margin(self, matrix: np.ndarray) -> np.ndarray | None:
         """Return the model's raw output for each row, or None for inputs sklearn must judge."""
@@ -296,7 +298,7 @@ class CompiledScorer:
     def served(self, margin: np.ndarray) -> np.ndarray:
         """Return the served output (probability or clipped value) for margins."""
         if not self.classification:
-            return np.clip(margin, 0.0, None)
+            return np.clip(np.exp(margin) if self.log_link else margin, 0.0, None)
         probability = expit(margin) if self.logit_margin else margin
         if self.calibration is None:
             return probability
@@ -320,6 +322,7 @@ def compile_scorer(*, estimator: Any, calibrator: Any, classification: bool) -> 
     calibration = None
     max_rows = DENSE_MAX_ROWS
     reads_margin = False
+    log_link = False
     if classification:
         classes = getattr(estimator, "classes_", None)
         if classes is None or len(classes) != 2:
@@ -333,6 +336,7 @@ def compile_scorer(*, estimator: Any, calibrator: Any, classification: bool) -> 
     elif isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
         model = _boosting(estimator, classification)
         logit = classification
+        log_link = not classification and type(estimator._loss.link).__name__ == "LogLink"
         max_rows = BOOSTING_MAX_ROWS
     elif isinstance(estimator, LogisticRegression) and classification:
         if estimator.coef_.shape[0] != 1:
@@ -344,6 +348,13 @@ def compile_scorer(*, estimator: Any, calibrator: Any, classification: bool) -> 
             raise NotCompilable("ridge with several targets")
         model = LinearMargin(estimator.coef_, estimator.intercept_, len(estimator.coef_))
         logit = False
+    elif isinstance(estimator, TweedieRegressor) and not classification:
+        link = type(estimator._base_loss.link).__name__
+        if link not in ("LogLink", "IdentityLink"):
+            raise NotCompilable(f"Tweedie regression with the {link} link")
+        model = LinearMargin(estimator.coef_, estimator.intercept_, len(estimator.coef_))
+        logit = False
+        log_link = link == "LogLink"
     elif isinstance(estimator, MLPClassifier) and classification:
         model = _perceptron(estimator, "logistic")
         logit = True
@@ -367,6 +378,7 @@ def compile_scorer(*, estimator: Any, calibrator: Any, classification: bool) -> 
         calibration=calibration,
         calibration_reads_margin=reads_margin,
         max_rows=max_rows,
+        log_link=log_link,
     )
 
 
@@ -460,7 +472,7 @@ def _boosting(model: HistGradientBoostingClassifier | HistGradientBoostingRegres
     if getattr(model, "is_categorical_", None) is not None and np.any(model.is_categorical_):
         raise NotCompilable("boosting with native categorical splits")
     link = type(model._loss.link).__name__
-    if link != ("LogitLink" if classification else "IdentityLink"):
+    if link not in (("LogitLink",) if classification else ("IdentityLink", "LogLink")):
         raise NotCompilable(f"boosting with the {link} link")
     parts = []
     for (predictor,) in model._predictors:

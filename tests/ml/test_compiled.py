@@ -21,7 +21,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import LogisticRegression, Ridge, TweedieRegressor
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
@@ -157,6 +157,29 @@ def test_compiled_regressor_serves_what_sklearn_serves_clipped_at_zero(name: str
     assert_same(scorer.predict(inputs), served)
     for row in (0, 7, len(inputs) - 1):
         assert_same(scorer.predict(inputs[row : row + 1]), bundle.predict_matrix_sklearn(inputs[row : row + 1]))
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=30, random_state=0),
+        lambda: TweedieRegressor(power=1.5, alpha=0.1, link="log", max_iter=500),
+    ],
+    ids=["poisson_boosting", "tweedie_glm"],
+)
+def test_compiled_log_link_regressors_serve_what_sklearn_serves(make: Callable[[], Any]) -> None:
+    """The heavy-tailed lifetime-value candidates: the value is exp(margin)."""
+    train = random_matrix(1500, seed=1, missing=0.0)
+    _, values = targets(train, seed=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator = make().fit(train, np.clip(values, 0.0, None))
+    bundle = bundle_around(estimator, classification=False)
+    scorer = compile_scorer(estimator=estimator, calibrator=None, classification=False)
+    assert scorer.log_link
+    inputs = scoring_inputs("ridge", train)
+    assert_same(scorer.predict(inputs), bundle.predict_matrix_sklearn(inputs))
+    assert_same(scorer.predict(inputs[:1]), bundle.predict_matrix_sklearn(inputs[:1]))
 
 
 def test_compiled_estimate_regressor_serves_its_column() -> None:
