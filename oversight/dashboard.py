@@ -36,14 +36,14 @@ def dashboard_rows() -> list[dict[str, Any]]:
         summary = None
         if index < SUMMARY_LIMIT:
             key = f"leadml:dashboard:{version.pk}"
-            summary = cache.get(key)
+            summary = _cache_get(key)
             if summary is None:
                 try:
                     summary = monitoring_summary(version=version)
                 except Exception:  # one broken model must not take the admin index down
                     logger.exception("dashboard_summary_failed version=%s", version.pk)
                 else:
-                    cache.set(key, summary, SUMMARY_SECONDS)
+                    _cache_set(key, summary)
         rows.append(
             {
                 "version": version,
@@ -55,3 +55,19 @@ def dashboard_rows() -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _cache_get(key: str) -> Any:
+    """The cached summary, or None when the cache is unreachable (the admin still works)."""
+    try:
+        return cache.get(key)
+    except Exception as error:  # noqa: BLE001 - any backend's connection error
+        logger.warning("dashboard_cache_unavailable error=%s", error.__class__.__name__)
+        return None
+
+
+def _cache_set(key: str, summary: Any) -> None:
+    try:
+        cache.set(key, summary, SUMMARY_SECONDS)
+    except Exception as error:  # noqa: BLE001 - any backend's connection error
+        logger.warning("dashboard_cache_unavailable error=%s", error.__class__.__name__)

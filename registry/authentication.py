@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from rest_framework.throttling import BaseThrottle
 
 from registry.cache import CachedToken, cached_token, cached_token_used, serving_cache_sync
 from registry.models import ApiToken
+
+logger = logging.getLogger(__name__)
 
 # Refresh `last_used_at` at most this often: a write per request would double the
 # cost of every prediction.
@@ -124,7 +127,8 @@ class ApiTokenRateThrottle(BaseThrottle):
         if pending:
             shared = self._shared_add(user.token_id, window, int(pending), period)
             with self._lock:
-                state[0] = max(state[0], shared)
+                # Without the shared cache this process goes on counting alone.
+                state[0] = state[0] + pending if shared is None else max(state[0], shared)
         with self._lock:
             return state[0] + state[1] <= limit
 
@@ -141,11 +145,20 @@ class ApiTokenRateThrottle(BaseThrottle):
             del self._windows[old]
 
     @staticmethod
-    def _shared_add(token_id: int, window: int, count: int, period: int) -> int:
+    def _shared_add(token_id: int, window: int, count: int, period: int) -> int | None:
+        """Add to the shared counter and return it; None when the cache is unreachable.
+
+        A cache outage (Redis down, the database's cache table unreachable) must not turn
+        every request into a 500: the throttle fails open to this process's own count.
+        """
         key = f"throttle:api_token:{token_id}:{window}"
         try:
-            return int(cache.incr(key, count))
-        except ValueError:  # no counter yet for this window
-            if cache.add(key, count, timeout=period * 2):
-                return count
-            return int(cache.incr(key, count))
+            try:
+                return int(cache.incr(key, count))
+            except ValueError:  # no counter yet for this window
+                if cache.add(key, count, timeout=period * 2):
+                    return count
+                return int(cache.incr(key, count))
+        except Exception as error:  # noqa: BLE001 - any backend's connection error
+            logger.warning("throttle_cache_unavailable error=%s", error.__class__.__name__)
+            return None

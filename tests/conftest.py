@@ -147,3 +147,28 @@ def clv_request(data: Any, **extra: Any) -> dict[str, Any]:
 
 def without(record: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {key: value for key, value in record.items() if key not in keys}
+
+
+# Fixtures through which a test reaches the test database (pytest-django's own).
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback", "live_server"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """LEADML_DATABASE_TESTS_ONLY=1: keep only the tests that use the test database.
+
+    CI runs the suite on SQLite, then again on PostgreSQL (README, "Tests"); a test that
+    never touches the test database (the ML core, the served processes, which always run
+    on a SQLite file of their own) gives the same answer on the second run, so that run
+    leaves them out and keeps CI inside its time budget.
+    """
+    if os.environ.get("LEADML_DATABASE_TESTS_ONLY") != "1":
+        return
+    kept, left_out = [], []
+    for item in items:
+        uses_database = item.get_closest_marker("django_db") is not None or bool(
+            DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        (kept if uses_database else left_out).append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = kept

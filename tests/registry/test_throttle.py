@@ -49,3 +49,23 @@ def test_the_rate_holds_across_processes_through_the_shared_cache(
     assert served == [200, 200, 200, 200, 429, 429]
     refused = client.get(f"/models/{TENANT}")
     assert 0 < int(refused["Retry-After"]) <= 60
+
+
+REDIS_ON_A_CLOSED_PORT = {
+    # Port 9 (discard) has no Redis: every cache call raises a connection error.
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://127.0.0.1:9/0"}
+}
+
+
+@pytest.mark.django_db
+def test_an_unreachable_shared_cache_fails_open_to_the_local_count(
+    client_for: Callable[[str | None], APIClient], tenant_key: str, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Redis down must not make every request a 500: this process keeps counting on its own."""
+    settings.CACHES = REDIS_ON_A_CLOSED_PORT
+    monkeypatch.setattr(ApiTokenRateThrottle, "rate", "3/min", raising=False)
+    monkeypatch.setattr(ApiTokenRateThrottle, "_windows", {})
+    monkeypatch.setattr(ApiTokenRateThrottle, "SYNC_SECONDS", 0.0)  # try the cache on every request
+    client = client_for(tenant_key)
+    served = [client.get(f"/models/{TENANT}").status_code for _ in range(5)]
+    assert served == [200, 200, 200, 429, 429]

@@ -120,7 +120,9 @@ def test_serve_answers_predictions_and_503_for_training_while_its_redis_is_down(
     try:
         wait_for("serve to answer HTTP", lambda: _answers_http(port), timeout=60, explain=serve.log)
         status, health = _request(port, "GET", "/health")
-        assert status == 503 and health["services"]["job_queue"] == "unavailable", health
+        # Degraded, not unhealthy: the process still scores, so load balancers keep it.
+        assert status == 200 and health["status"] == "degraded", health
+        assert health["services"]["job_queue"] == "unavailable", health
         rows = json.loads(generate_leads(200, seed=4).to_json(orient="records"))
         status, body = _request(port, "POST", "/datasets", {
             "user_id": TENANT, "model_type": "lead_conversion", "name": "crm", "target": "status",
@@ -141,6 +143,6 @@ def test_serve_answers_predictions_and_503_for_training_while_its_redis_is_down(
         wait_for("a qcluster restart", lambda: "qcluster restarted" in serve.log(), timeout=60, explain=serve.log)
         assert "qcluster exited unexpectedly (exit code 1)" in serve.log()
         assert serve.process.poll() is None
-        assert _request(port, "GET", "/health")[0] == 503  # still answering
+        assert _request(port, "GET", "/health")[0] == 200  # still answering
     finally:
         serve.kill_all()

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import schemathesis
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 
 from leadml.wsgi import application
@@ -24,6 +26,19 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 def service_token(db: None) -> str:
     _, key = api_token_create(name="fuzz", is_service=True)
     return key
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_transaction() -> Any:
+    """Calls go straight into the WSGI application, past Django's test client, so the
+    per-request connection housekeeping runs. Inside the test's transaction it would see
+    autocommit off and close the connection (PostgreSQL), failing every later call with
+    503; the test client disconnects it the same way."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 @schema.parametrize()
