@@ -1,7 +1,7 @@
 """`GET /health`: database, job queue, model storage and models.
 
 `status` is `healthy` (200), `degraded` (200: still serving; a queue down, a broken
-version, an artifact this process could not load) or `unhealthy` (503: the database or
+version, an artifact this process could not load, a data source's outcome sync failing) or `unhealthy` (503: the database or
 the model storage is down, route elsewhere).
 """
 from __future__ import annotations
@@ -74,6 +74,21 @@ def _models() -> dict[str, Any]:
     return {"status": "degraded" if broken or faults else "up", "broken_versions": broken, "artifact_faults": faults}
 
 
+def _data_sources() -> dict[str, Any]:
+    """The operator's data sources (README, "Training from the CRM's database"): a failed outcome sync degrades.
+
+    Names only: /health answers anyone, so no URL, host or error text.
+    """
+    from training.models import DataSource
+
+    try:
+        enabled = list(DataSource.objects.filter(enabled=True).values_list("name", "last_sync_status"))
+    except Exception:  # database down: already reported by the database check
+        return {"status": "unknown"}
+    failed = sorted(name for name, status in enabled if status == DataSource.SyncStatus.FAILED)
+    return {"status": "degraded" if failed else "up", "configured": len(enabled), "failed": failed}
+
+
 # Without these a process cannot serve: a load balancer should route elsewhere (503).
 # The others only degrade it (200): a queue that is down stops training, not scoring;
 # a model this host cannot load is served by an older version or the rules.
@@ -99,7 +114,9 @@ class HealthApi(APIView):
             "job_queue": _check_job_queue(),
             "model_storage": _check_model_storage(),
         }
-        services["models"] = _models() if services["database"]["status"] == "up" else {"status": "unknown"}
+        database_up = services["database"]["status"] == "up"
+        services["models"] = _models() if database_up else {"status": "unknown"}
+        services["data_sources"] = _data_sources() if database_up else {"status": "unknown"}
         unhealthy = any(services[name]["status"] != "up" for name in ESSENTIAL)
         degraded = any(service["status"] != "up" for service in services.values())
         body = {
@@ -107,8 +124,11 @@ class HealthApi(APIView):
             "timestamp": timezone.now().isoformat(),
             "version": leadml.__version__,
             # The original service's shape: one word per service. The details are in `checks`.
+            # data_sources appears there once the operator configured one.
             "services": {
-                name: "available" if service["status"] == "up" else "unavailable" for name, service in services.items()
+                name: "available" if service["status"] == "up" else "unavailable"
+                for name, service in services.items()
+                if name != "data_sources" or service.get("configured")
             },
             "checks": services,
         }

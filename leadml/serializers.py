@@ -208,11 +208,23 @@ class ModelsCheckSerializer(serializers.Serializer):
     )
 
 
+class DataSourcesCheckSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=("up", "degraded", "unknown"),
+        help_text="degraded: a data source's last outcome sync failed (scoring goes on); unknown: database down",
+    )
+    configured = serializers.IntegerField(required=False, help_text="enabled data sources")
+    failed = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="names of the sources whose last sync failed"
+    )
+
+
 class HealthChecksSerializer(serializers.Serializer):
     database = DatabaseCheckSerializer()
     job_queue = JobQueueCheckSerializer()
     model_storage = ModelStorageCheckSerializer()
     models = ModelsCheckSerializer()
+    data_sources = DataSourcesCheckSerializer()
 
 
 @extend_schema_serializer(component_name="HealthResponse")
@@ -225,6 +237,6 @@ class HealthSerializer(serializers.Serializer):
     version = serializers.CharField()
     services = serializers.DictField(
         child=serializers.ChoiceField(choices=("available", "unavailable")),
-        help_text="database, job_queue, model_storage and models → one word each",
+        help_text="database, job_queue, model_storage and models (and data_sources once one is configured) → one word each",
     )
     checks = HealthChecksSerializer()

@@ -3,7 +3,7 @@ import secrets
 from django import forms
 from django.contrib import admin
 
-from monitoring.models import MonitoringEvent, Outcome, TenantWebhook, TriggerSettings
+from monitoring.models import MonitoringEvent, Outcome, SourceSyncState, TenantWebhook, TriggerSettings
 from monitoring.services.events import webhook_url_refusal
 from monitoring.services.triggers import TRIGGER_FIELDS
 
@@ -67,3 +67,20 @@ class TenantWebhookAdmin(admin.ModelAdmin):
     list_display = ("tenant", "url", "enabled", "updated_at")
     list_filter = ("enabled",)
     search_fields = ("tenant", "url")
+
+
+@admin.register(SourceSyncState)
+class SourceSyncStateAdmin(admin.ModelAdmin):
+    """Where each data source's outcome sync stands per tenant (monitoring/services/source_sync.py)."""
+
+    list_display = (
+        "source", "tenant", "status", "last_sync_at", "high_water", "rows_read", "outcomes_recorded",
+        "outcomes_recorded_total", "error",
+    )
+    list_filter = ("status", "source")
+    search_fields = ("tenant",)
+    list_select_related = ("source",)
+    readonly_fields = [field.name for field in SourceSyncState._meta.fields]
+
+    def has_add_permission(self, request: object) -> bool:
+        return False

@@ -132,3 +132,34 @@ class MonitoringEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.tenant}/{self.model_name or self.model_type}: {self.message}"
+
+
+class SourceSyncState(TimeStampedModel):
+    """Where the outcome sync of one data source stands for one tenant (monitoring/services/source_sync.py).
+
+    `high_water`: the latest `changed_at` read; the next sync reads from a little before
+    it (the overlap), and outcomes already stored count as duplicates.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok", "OK"
+        FAILED = "failed", "Failed"
+
+    source = models.ForeignKey("training.DataSource", on_delete=models.CASCADE, related_name="sync_states")
+    tenant = models.CharField(max_length=200)
+    high_water = models.DateTimeField(null=True, blank=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, blank=True)
+    error = models.TextField(blank=True)
+    rows_read = models.PositiveIntegerField(default=0, help_text="terminal status changes read by the last sync")
+    outcomes_recorded = models.PositiveIntegerField(default=0, help_text="outcomes stored or changed by the last sync")
+    outcomes_recorded_total = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["source", "tenant"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "tenant"], name="source_sync_once_per_tenant"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sync of {self.source} for {self.tenant}"

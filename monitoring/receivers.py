@@ -8,7 +8,7 @@ from django.dispatch import receiver
 
 from monitoring.models import MonitoringEvent
 from monitoring.services.events import event_record
-from monitoring.services.schedule import monitoring_schedule_ensure
+from monitoring.services.schedule import monitoring_schedule_ensure, source_sync_schedule_ensure
 from registry.models import PromotionEvent
 from training.models import TrainingJob
 from training.signals import job_finished
@@ -65,3 +65,4 @@ def retrain_finished(sender: Any, job: TrainingJob, **kwargs: Any) -> None:
 def schedule_after_migrate(sender: Any, app_config: Any = None, **kwargs: Any) -> None:
     if app_config is not None and app_config.label == "monitoring":
         monitoring_schedule_ensure(using=kwargs.get("using", "default"))
+        source_sync_schedule_ensure(using=kwargs.get("using", "default"))

@@ -1,4 +1,4 @@
-"""Datasets (quality report, preview, CSV append) and training jobs (live progress, cancel) in the admin."""
+"""Datasets (quality report, preview, CSV append), training jobs (live progress, cancel) and data sources in the admin."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,9 +13,11 @@ from django.utils.html import format_html
 
 from leadml.errors import ApplicationError
 from oversight.lookups import object_or_404
-from training.models import Dataset, DatasetRow, TrainingJob
+from training.models import Dataset, DataSource, DatasetRow, TrainingJob
 from training.services.datasets import csv_read, dataset_rows_append
 from training.services.jobs import training_job_cancel
+from training.source_defaults import defaults_for
+from training.source_urls import MASK, url_masked
 
 PREVIEW_ROWS = 20
 
@@ -163,3 +165,73 @@ class TrainingJobAdmin(admin.ModelAdmin):
             else:
                 self.log_change(request, job, "Cancel requested")
                 self.message_user(request, f"job {job.id}: {job.status}")
+
+
+class DataSourceForm(forms.ModelForm):
+    """The URL's password is never shown: the field holds the masked URL, and *** keeps the stored password."""
+
+    url = forms.CharField(
+        widget=forms.TextInput(attrs={"size": 90, "autocomplete": "off"}),
+        help_text=f"postgres://user:password@host:5432/dbname of the CRM database (read only). The password is "
+        f"shown as {MASK}: leave {MASK} to keep it, or type the whole URL to change it.",
+    )
+
+    class Meta:
+        model = DataSource
+        fields = (
+            "name", "url", "enabled", "model_type", "kind", "query", "changes_query", "target_column",
+            "positive_values", "negative_values", "horizon_days", "statement_timeout_seconds",
+        )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["url"] = self.instance.masked_url
+
+    def clean_url(self) -> str:
+        value = self.cleaned_data["url"].strip()
+        stored = self.instance.url if self.instance.pk else ""
+        if stored and value == url_masked(stored):
+            return stored
+        if stored and f":{MASK}@" in value:
+            userinfo = stored.split("://", 1)[-1].rsplit("@", 1)[0]
+            if ":" in userinfo:
+                return value.replace(f":{MASK}@", f":{userinfo.split(':', 1)[1]}@", 1)
+        if MASK in value:
+            raise forms.ValidationError(f"type the password in place of {MASK}")
+        return value
+
+
+@admin.register(DataSource)
+class DataSourceAdmin(admin.ModelAdmin):
+    form = DataSourceForm
+    list_display = (
+        "name", "model_type", "kind", "masked_url", "enabled", "last_sync_at", "sync_status", "last_sync_rows_read",
+        "last_sync_outcomes_recorded", "outcomes_recorded_total", "short_sync_error",
+    )
+    list_filter = ("enabled", "model_type", "kind", "last_sync_status")
+    search_fields = ("name",)
+    readonly_fields = (
+        "from_settings", "last_sync_at", "last_sync_status", "last_sync_error", "last_sync_rows_read",
+        "last_sync_outcomes_recorded", "outcomes_recorded_total", "created_at", "updated_at",
+    )
+
+    @admin.display(description="URL")
+    def masked_url(self, source: DataSource) -> str:
+        return source.masked_url
+
+    @admin.display(description="Last sync", ordering="last_sync_status")
+    def sync_status(self, source: DataSource) -> str:
+        status = source.last_sync_status or "never"
+        return format_html('<span class="leadml-status leadml-status-{}">{}</span>', status, status)
+
+    @admin.display(description="Sync error")
+    def short_sync_error(self, source: DataSource) -> str:
+        error = source.last_sync_error
+        return error if len(error) <= 80 else error[:79] + "…"
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        initial = super().get_changeform_initial_data(request)
+        model_type = initial.get("model_type", "lead_conversion")
+        kind = initial.get("kind", DataSource.Kind.RECORDS)
+        return {**defaults_for(model_type=str(model_type), kind=str(kind)), **initial}

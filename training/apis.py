@@ -89,7 +89,11 @@ class DatasetCreateApi(APIView):
         user_id = UserIdField()
         model_type = ModelTypeField()
         name = serializers.CharField(max_length=200)
-        kind = serializers.ChoiceField(choices=Dataset.Kind.choices, default=Dataset.Kind.RECORDS)
+        # kind=source datasets are read from an operator's data source, never uploaded.
+        kind = serializers.ChoiceField(
+            choices=[(value, label) for value, label in Dataset.Kind.choices if value != Dataset.Kind.SOURCE],
+            default=Dataset.Kind.RECORDS,
+        )
         target = serializers.CharField(max_length=200, required=False)
         positive_values = PositiveValuesField(required=False)
         rows = serializers.ListField(child=serializers.JSONField(), required=False)
@@ -228,6 +232,13 @@ class TrainApi(APIView):
     @extend_schema_serializer(component_name="TrainingConfig")
     class TrainingConfigSerializer(serializers.Serializer):
         dataset_id = serializers.UUIDField(required=False)
+        source = serializers.CharField(
+            required=False,
+            max_length=100,
+            help_text="the name (or id) of a data source the operator configured: train on the rows it holds for "
+            "this user_id, read at training time. Never a URL or SQL. Default: the one source of this model_type "
+            "when the user_id uploaded no training data",
+        )
         # An empty list means "no restriction", as in the original service.
         features = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
         preprocessing = serializers.DictField(required=False)

@@ -1,4 +1,4 @@
-"""What the training app does when others act: migrations ensure the reaper's schedule."""
+"""What the training app does when others act: migrations ensure the reaper's schedule and load the data sources."""
 from __future__ import annotations
 
 from typing import Any
@@ -7,9 +7,12 @@ from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
 from training.services.schedule import job_reaper_schedule_ensure
+from training.services.sources import data_sources_load_settings
 
 
 @receiver(post_migrate, dispatch_uid="training_reaper_schedule")
 def schedule_after_migrate(sender: Any, app_config: Any = None, **kwargs: Any) -> None:
     if app_config is not None and app_config.label == "training":
         job_reaper_schedule_ensure(using=kwargs.get("using", "default"))
+        # The operator's LEADML_DATA_SOURCES, written into the DataSource table.
+        data_sources_load_settings(using=kwargs.get("using", "default"))

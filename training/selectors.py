@@ -1,6 +1,8 @@
 """Reads of the training app, always scoped to what the caller may see."""
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 from django.core.exceptions import ValidationError
 
@@ -37,7 +39,20 @@ def labelled_row_count(*, tenant: str, model_type: str, dataset_id: object | Non
     )
     if dataset_id is not None:
         rows = rows.filter(dataset_id=dataset_id)
+    else:
+        rows = rows.exclude(dataset__kind=Dataset.Kind.SOURCE)
     return rows.count()
+
+
+def tenant_datasets(*, tenant: str, model_type: str) -> Any:
+    """The datasets "all the tenant's rows" means: ready, and not a snapshot read from a data source.
+
+    A source is read afresh by every job that trains from it (README, "Training from the
+    CRM's database"); its earlier snapshots would count the same leads twice.
+    """
+    return Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY).exclude(
+        kind=Dataset.Kind.SOURCE
+    )
 
 
 def training_frame(*, tenant: str, model_type: str, dataset_id: object | None = None) -> tuple[pd.DataFrame, pd.Series]:
@@ -45,6 +60,8 @@ def training_frame(*, tenant: str, model_type: str, dataset_id: object | None = 
     rows = DatasetRow.objects.filter(tenant=tenant, model_type=model_type, dataset__status=Dataset.Status.READY)
     if dataset_id is not None:
         rows = rows.filter(dataset_id=dataset_id)
+    else:
+        rows = rows.exclude(dataset__kind=Dataset.Kind.SOURCE)
     records = []
     labels = []
     for target, data, label in rows.order_by("dataset_id", "row_number").values_list("dataset__target", "data", "label").iterator(chunk_size=5000):

@@ -37,6 +37,7 @@ class JobLogEntrySerializer(serializers.Serializer):
     step = serializers.CharField()
     percent = serializers.IntegerField(allow_null=True)
     error = serializers.CharField(required=False, help_text="on the failed or cancelled entry")
+    message = serializers.CharField(required=False, help_text="what a step did (read_source: rows read)")
 
 
 @extend_schema_serializer(component_name="TrainingJobResponse")
@@ -62,7 +63,7 @@ class TrainingJobSerializer(serializers.Serializer):
 
 
 class TransactionsSourceSerializer(serializers.Serializer):
-    """How a kind=transactions dataset was built from its purchase log (empty for records)."""
+    """How a kind=transactions dataset was built from its purchase log, or where a kind=source one was read (empty for records)."""
 
     customer_column = serializers.CharField(required=False)
     date_column = serializers.CharField(required=False)
@@ -76,6 +77,16 @@ class TransactionsSourceSerializer(serializers.Serializer):
     first_date = serializers.DateField(required=False)
     last_date = serializers.DateField(required=False)
     feature_descriptions = serializers.DictField(child=serializers.CharField(), required=False)
+    # kind=source: where and when the rows were read (README, "Training from the CRM's database").
+    source = serializers.CharField(required=False, help_text="kind=source: the data source's name")
+    source_id = serializers.IntegerField(required=False)
+    source_kind = serializers.CharField(required=False, help_text="records or transactions")
+    query_sha256 = serializers.CharField(required=False, help_text="sha256 of the query that read the rows")
+    read_at = serializers.DateTimeField(required=False)
+    source_rows = serializers.IntegerField(required=False, help_text="rows the query returned")
+    negative_values = serializers.ListField(
+        child=serializers.JSONField(), required=False, help_text="target values meaning not converted; others are open"
+    )
 
 
 @extend_schema_serializer(component_name="DatasetResponse")

@@ -389,3 +389,13 @@ LEADML_WEBHOOK_TIMEOUT_SECONDS = env.float("LEADML_WEBHOOK_TIMEOUT_SECONDS", def
 # Webhooks to loopback, private or link-local addresses are refused (a tenant must not
 # reach the service's own network); allow them only where every tenant is trusted.
 LEADML_WEBHOOK_ALLOW_PRIVATE = env.bool("LEADML_WEBHOOK_ALLOW_PRIVATE", default=False)
+
+# Data sources (README, "Training from the CRM's database"): a JSON list of
+# {name, url or url_env, model_type, kind, query?, changes_query?, target_column?,
+# positive_values?, negative_values?, horizon_days?, statement_timeout_seconds?, enabled?},
+# written into the DataSource table by `migrate`, `serve` and the source commands.
+LEADML_DATA_SOURCES = env.json("LEADML_DATA_SOURCES", default=[])
+if not isinstance(LEADML_DATA_SOURCES, list):
+    raise ValueError("LEADML_DATA_SOURCES must be a JSON list of data sources")
+# How often the job worker reads terminal status changes from the sources (outcomes).
+LEADML_SOURCE_SYNC_MINUTES = env.int("LEADML_SOURCE_SYNC_MINUTES", default=5)

@@ -179,6 +179,17 @@ def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
         return number
     text = normalise_label_text(value)
     positives = [normalise_label_text(item) for item in (dataset.positive_values if dataset else [])]
+    negatives = (dataset.source_config or {}).get("negative_values") if dataset is not None else None
+    if positives and negatives:
+        # Read from a data source: its statuses say converted, not converted, or still open.
+        if text in positives:
+            return 1.0
+        if text in KNOWN_NEGATIVE or text in {normalise_label_text(item) for item in negatives}:
+            return 0.0
+        raise _Rejected(
+            f"outcome {value!r} is neither one of this tenant's positive_values {dataset.positive_values} nor "
+            f"a negative one {negatives} (an open status is no outcome yet)"
+        )
     if positives:
         if text in positives:
             return 1.0
@@ -203,7 +214,7 @@ def _target_values(dataset: Dataset) -> set[str]:
     cached = getattr(dataset, "_target_values", None)
     if cached is None:
         values = (
-            dataset.rows.filter(source=DatasetRow.Source.UPLOAD)
+            dataset.rows.exclude(source=DatasetRow.Source.OUTCOME)
             .annotate(target_value=KeyTextTransform(dataset.target, "data"))
             .values_list("target_value", flat=True)
             .distinct()[:TARGET_VALUES_LIMIT]
@@ -287,6 +298,10 @@ def _target_dataset(*, tenant: str, model_type: str) -> Dataset | None:
     active = model_version_get_active(tenant=tenant, model_type=model_type)
     datasets = Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY)
     dataset_id = (active.training_config or {}).get("dataset_id") if active else None
+    if not dataset_id and active is not None and (active.training_config or {}).get("source"):
+        # Trained from a data source: the snapshot its job read.
+        job = active.training_jobs.exclude(dataset=None).only("dataset_id").first()
+        dataset_id = job.dataset_id if job is not None else None
     if dataset_id:
         dataset = datasets.filter(pk=dataset_id).first()
         if dataset is not None:

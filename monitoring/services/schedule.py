@@ -24,3 +24,24 @@ def monitoring_schedule_ensure(*, using: str = "default") -> Schedule | None:
     except (OperationalError, ProgrammingError):  # django-q2's tables not migrated yet
         return None
     return schedule
+
+
+SOURCE_SYNC_SCHEDULE_NAME = "leadml: sync outcomes from data sources"
+SOURCE_SYNC_SCHEDULE_FUNC = "monitoring.tasks.source_sync_task"
+
+
+def source_sync_schedule_ensure(*, using: str = "default") -> Schedule | None:
+    """The outcome sync's schedule, every LEADML_SOURCE_SYNC_MINUTES (idempotent, as above)."""
+    try:
+        schedule, _ = Schedule.objects.using(using).update_or_create(
+            name=SOURCE_SYNC_SCHEDULE_NAME,
+            defaults={
+                "func": SOURCE_SYNC_SCHEDULE_FUNC,
+                "schedule_type": Schedule.MINUTES,
+                "minutes": settings.LEADML_SOURCE_SYNC_MINUTES,
+                "repeats": -1,
+            },
+        )
+    except (OperationalError, ProgrammingError):  # django-q2's tables not migrated yet
+        return None
+    return schedule

@@ -22,11 +22,11 @@ from leadml.ml.errors import DataError, RecordsError
 from leadml.ml.nested import flatten_records
 from leadml.ml.parsing import read_csv_typed
 from leadml.ml.quality import quality_report
-from leadml.ml.targets import check_trainable, encode_target
+from leadml.ml.targets import check_trainable, encode_target, normalise_label_text
 from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, read_transactions, training_table
 from leadml.ml.transactions import TARGET_NAME as TRANSACTION_TARGET
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE
-from training.models import Dataset, DatasetRow
+from training.models import Dataset, DataSource, DatasetRow
 
 logger = logging.getLogger(__name__)
 CSV_DELIMITERS = ",;\t|"
@@ -95,12 +95,19 @@ def rows_validate(rows: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def _records_read(
-    rows: list[dict[str, Any]], *, target: str, model_type: str, positive_values: Sequence[Any] | None
+    rows: list[dict[str, Any]],
+    *,
+    target: str,
+    model_type: str,
+    positive_values: Sequence[Any] | None,
+    negative_values: Sequence[Any] | None = None,
 ) -> tuple[list[dict[str, Any]], pd.DataFrame, pd.Series, list[str]]:
     """Check an upload's size and target column; return its rows, frame, labels and columns.
 
     The rows come back flattened (object fields into `field.key` columns,
-    leadml.ml.nested): what is stored is what training reads.
+    leadml.ml.nested): what is stored is what training reads. With `negative_values`
+    (a data source's), a lead whose target is neither positive nor negative (an open
+    status) is unlabelled: stored, never trained on.
     """
     rows = flatten_records(rows)
     if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
@@ -120,6 +127,10 @@ def _records_read(
         labels = encode_target(frame[target], model_type=model_type, positive_values=positive_values)
     except DataError as error:
         raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+    if negative_values and positive_values:
+        known = {normalise_label_text(value) for value in [*positive_values, *negative_values]}
+        open_rows = ~frame[target].map(normalise_label_text).isin(known)
+        labels = labels.mask(open_rows)
     return rows, frame, labels, columns
 
 
@@ -134,6 +145,8 @@ def dataset_create(
     source_filename: str = "",
     kind: str = Dataset.Kind.RECORDS,
     source_config: dict[str, Any] | None = None,
+    negative_values: list[Any] | None = None,
+    data_source: DataSource | None = None,
 ) -> Dataset:
     """Validate records and store them with their labels; all rows or none.
 
@@ -143,7 +156,7 @@ def dataset_create(
     update makes it `ready`. A failure on the way deletes what was written.
     """
     rows, frame, labels, columns = _records_read(
-        rows, target=target, model_type=model_type, positive_values=positive_values
+        rows, target=target, model_type=model_type, positive_values=positive_values, negative_values=negative_values
     )
     try:
         check_trainable(
@@ -156,7 +169,8 @@ def dataset_create(
         raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
 
     # The service built a transaction table's columns from purchases before the cut-off: they cannot leak.
-    trusted = FEATURE_DESCRIPTIONS if kind == Dataset.Kind.TRANSACTIONS else ()
+    from_transactions = kind == Dataset.Kind.TRANSACTIONS or (source_config or {}).get("source_kind") == "transactions"
+    trusted = FEATURE_DESCRIPTIONS if from_transactions else ()
     report = quality_report(frame.drop(columns=[target]), labels, model_type=model_type, trusted=trusted)
     dataset = Dataset(
         tenant=tenant,
@@ -172,9 +186,11 @@ def dataset_create(
         kind=kind,
         source_config=source_config or {},
         status=Dataset.Status.LOADING,
+        data_source=data_source,
     )
     dataset.full_clean()
     label_values = [None if pd.isna(value) else float(value) for value in labels]
+    row_source = DatasetRow.Source.DATA_SOURCE if kind == Dataset.Kind.SOURCE else DatasetRow.Source.UPLOAD
     _stale_loads_delete(tenant=tenant)
     dataset.save()
     try:
@@ -188,6 +204,7 @@ def dataset_create(
                         row_number=number,
                         data=row,
                         label=label,
+                        source=row_source,
                     )
                     for number, row, label in zip(
                         range(start, start + ROW_INSERT_BATCH),
@@ -282,6 +299,9 @@ def transactions_dataset_create(
     calibration_end: date,
     horizon_days: int,
     source_filename: str = "",
+    kind: str = Dataset.Kind.TRANSACTIONS,
+    extra_source_config: dict[str, Any] | None = None,
+    data_source: DataSource | None = None,
 ) -> Dataset:
     """Build the per-customer CLV training table from a transaction log and store it.
 
@@ -330,6 +350,7 @@ def transactions_dataset_create(
         "first_date": log["date"].min().date().isoformat(),
         "last_date": log["date"].max().date().isoformat(),
         "feature_descriptions": FEATURE_DESCRIPTIONS,
+        **(extra_source_config or {}),
     }
     return dataset_create(
         tenant=tenant,
@@ -338,6 +359,7 @@ def transactions_dataset_create(
         target=TRANSACTION_TARGET,
         rows=table,
         source_filename=source_filename,
-        kind=Dataset.Kind.TRANSACTIONS,
+        kind=kind,
         source_config=source_config,
+        data_source=data_source,
     )

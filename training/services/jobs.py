@@ -40,8 +40,9 @@ from registry.models import ModelVersion
 from registry.cache import bundle_load
 from registry.selectors import model_name_check_type, model_version_get_active
 from registry.services import model_artifact_discard, model_version_register
-from training.models import Dataset, TrainingJob
-from training.selectors import dataset_get, labelled_row_count, training_frame
+from training.models import Dataset, DataSource, TrainingJob
+from training.selectors import dataset_get, labelled_row_count, tenant_datasets, training_frame
+from training.services.sources import data_source_default, data_source_resolve, source_dataset_pull
 from training.signals import job_finished
 
 logger = logging.getLogger(__name__)
@@ -134,17 +135,24 @@ def training_job_create(
                 f"dataset {dataset.id} holds {dataset.model_type} data, not {model_type}",
                 details={"training_config.dataset_id": ["model_type mismatch"]},
             )
-    _features_check(tenant=tenant, model_type=model_type, dataset=dataset, features=config.features)
     needs_transactions = algorithm in ALGORITHMS and ALGORITHMS[algorithm].needs_transactions
-    if needs_transactions and transaction_horizon(tenant=tenant, model_type=model_type, dataset=dataset) is None:
-        raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
-    available = labelled_row_count(tenant=tenant, model_type=model_type, dataset_id=dataset.id if dataset else None)
-    if available < settings.LEADML_MIN_ROWS:
-        raise ApplicationError(
-            f"user_id '{tenant}' has {available} labelled {model_type} rows; at least {settings.LEADML_MIN_ROWS} "
-            "are needed. Upload training data with POST /datasets first.",
-            details={"user_id": ["not enough training data"]},
-        )
+    source = _data_source_for(tenant=tenant, model_type=model_type, dataset=dataset, training_config=training_config)
+    if source is not None:
+        # The rows are read at training time; the job checks them (features, size) then.
+        training_config = {**training_config, "source": source.name}
+        if needs_transactions and source.kind != source.Kind.TRANSACTIONS:
+            raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
+    else:
+        _features_check(tenant=tenant, model_type=model_type, dataset=dataset, features=config.features)
+        if needs_transactions and transaction_horizon(tenant=tenant, model_type=model_type, dataset=dataset) is None:
+            raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
+        available = labelled_row_count(tenant=tenant, model_type=model_type, dataset_id=dataset.id if dataset else None)
+        if available < settings.LEADML_MIN_ROWS:
+            raise ApplicationError(
+                f"user_id '{tenant}' has {available} labelled {model_type} rows; at least {settings.LEADML_MIN_ROWS} "
+                "are needed. Upload training data with POST /datasets first.",
+                details={"user_id": ["not enough training data"]},
+            )
     model_name_check_type(tenant=tenant, name=model_name, model_type=model_type)
 
     withdrawn: list[JobQueueUnavailableError] = []
@@ -172,6 +180,29 @@ def training_job_create(
     return job
 
 
+def _data_source_for(
+    *, tenant: str, model_type: str, dataset: Dataset | None, training_config: dict[str, Any]
+) -> DataSource | None:
+    """The data source a job reads its rows from, if any (README, "Training from the CRM's database").
+
+    The one `training_config.source` names; else, when the tenant uploaded too few
+    labelled rows of that model type and no dataset is named, the one enabled source of
+    that model type. None: the job trains on uploaded rows, as before.
+    """
+    if training_config.get("source") not in (None, ""):
+        if dataset is not None:
+            raise ApplicationError(
+                "give training_config.dataset_id or training_config.source, not both",
+                details={"training_config.source": ["not with dataset_id"]},
+            )
+        return data_source_resolve(reference=training_config["source"], model_type=model_type)
+    if dataset is not None:
+        return None
+    if labelled_row_count(tenant=tenant, model_type=model_type) >= settings.LEADML_MIN_ROWS:
+        return None
+    return data_source_default(model_type=model_type)
+
+
 def _enqueue_or_withdraw(*, job_id: str, withdrawn: list[JobQueueUnavailableError]) -> None:
     """Enqueue a new job; when the broker cannot take it, delete the row again.
 
@@ -194,11 +225,7 @@ def _features_check(*, tenant: str, model_type: str, dataset: Dataset | None, fe
     """A `features` name that is not a column of the training data is a 400, never silently dropped."""
     if not features:
         return
-    datasets = (
-        [dataset]
-        if dataset is not None
-        else Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY)
-    )
+    datasets = [dataset] if dataset is not None else tenant_datasets(tenant=tenant, model_type=model_type)
     # Each dataset's target is removed from its rows before training, so it is never a feature.
     columns = {column for item in datasets for column in item.columns if column != item.target}
     if not columns:
@@ -523,26 +550,44 @@ def transaction_horizon(*, tenant: str, model_type: str, dataset: Dataset | None
     if dataset is not None:
         datasets = [dataset]
     else:
-        datasets = list(
-            Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY).only(
-                "kind", "source_config"
-            )
-        )
-    horizons = {
-        item.source_config.get("horizon_days") if item.kind == Dataset.Kind.TRANSACTIONS else None for item in datasets
-    }
+        datasets = list(tenant_datasets(tenant=tenant, model_type=model_type).only("kind", "source_config"))
+    horizons = {item.source_config.get("horizon_days") if item.built_from_transactions else None for item in datasets}
     if len(horizons) == 1:
         return horizons.pop()
     return None
 
 
+def _source_read(job: TrainingJob, progress: _JobProgress) -> None:
+    """A job that trains from a data source reads the tenant's rows into a dataset of its own first.
+
+    All rows or none (training/services/datasets.py); a source that cannot be read fails
+    the job with the reason and stores nothing.
+    """
+    progress("read_source", 1)
+    source = data_source_resolve(reference=job.training_config["source"], model_type=job.model_type)
+    dataset = source_dataset_pull(source=source, tenant=job.tenant)
+    if not progress.mine().update(dataset=dataset):
+        Dataset.objects.filter(pk=dataset.pk).delete()
+        raise JobCancelled()
+    job.dataset = dataset
+    progress.log.append(
+        {"at": timezone.now().isoformat(), "step": "read_source", "percent": 1,
+         "message": f"read {dataset.row_count} rows ({dataset.labelled_row_count} labelled) from data source "
+                    f"'{source.name}' into dataset {dataset.pk}"}
+    )
+
+
 def _train(job: TrainingJob, progress: _JobProgress) -> TrainResult:
+    if job.training_config.get("source"):
+        _source_read(job, progress)
     config = training_config_parse(job.training_config)
     horizon = transaction_horizon(tenant=job.tenant, model_type=job.model_type, dataset=job.dataset)
     if horizon:
         config = replace(config, feature_options=replace(config.feature_options, btyd_horizon_days=horizon))
     progress("load_data", 2)
     features, labels = training_frame(tenant=job.tenant, model_type=job.model_type, dataset_id=job.dataset_id)
+    if config.features and job.training_config.get("source"):
+        check_feature_names(config.features, [column for column in features.columns])
     return train_model(
         features,
         labels,

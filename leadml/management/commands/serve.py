@@ -30,9 +30,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from monitoring.services.schedule import monitoring_schedule_ensure
+from monitoring.services.schedule import monitoring_schedule_ensure, source_sync_schedule_ensure
 from training.services.jobs import training_jobs_reap
 from training.services.schedule import job_reaper_schedule_ensure
+from training.services.sources import data_sources_load_settings
 
 # How often the supervision loop looks at its children; short enough that a crash or a
 # signal is acted on at once, long enough to cost nothing.
@@ -252,6 +253,8 @@ class Command(BaseCommand):
             # the configured intervals.
             monitoring_schedule_ensure()
             job_reaper_schedule_ensure()
+            source_sync_schedule_ensure()
+            data_sources_load_settings()
             self._reap_lost_jobs()
         static_files_ensure()
 
