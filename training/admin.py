@@ -228,7 +228,7 @@ class DataSourceAdmin(admin.ModelAdmin):
     @admin.display(description="Sync error")
     def short_sync_error(self, source: DataSource) -> str:
         error = source.last_sync_error
-        return error if len(error) <= 80 else error[:79] + "…"
+        return error if len(error) <= 240 else error[:239] + "…"
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         initial = super().get_changeform_initial_data(request)
