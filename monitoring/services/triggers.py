@@ -138,6 +138,10 @@ def new_labelled_rows(version: ModelVersion) -> int:
         label__isnull=False,
         created_at__gt=version.created_at,
         dataset__status=Dataset.Status.READY,
+    ).exclude(
+        # A snapshot read from a data source is the CRM as it was, not new rows: what is
+        # new there arrives as outcomes (monitoring/services/source_sync.py).
+        source=DatasetRow.Source.DATA_SOURCE
     )
     dataset_id = (version.training_config or {}).get("dataset_id")
     if dataset_id:
