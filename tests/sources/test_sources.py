@@ -245,3 +245,44 @@ def test_source_check_prints_columns_and_counts(db: None, crm_db: CrmDatabase) -
     text = out.getvalue()
     assert "5 rows (LIMIT 5)" in text and "website_visit_count: 5 of 5 filled" in text
     assert "postgres:***@" in text and PASSWORD not in text
+
+
+def test_lifetime_value_trains_from_a_purchase_log(
+    db: None, crm_db: CrmDatabase, django_capture_on_commit_callbacks: Any
+) -> None:
+    import numpy as np
+
+    from training.source_defaults import TRANSACTIONS_QUERY
+
+    tenant = "3c2b1a09-8f7e-4d6c-9b5a-4e3d2c1b0a03"
+    crm_db.execute(
+        "CREATE TABLE IF NOT EXISTS orders (id serial PRIMARY KEY, user_id uuid, customer_id text, amount numeric, "
+        "created_at timestamptz)"
+    )
+    rng = np.random.default_rng(3)
+    purchases = []
+    for customer in range(150):
+        rate = rng.gamma(2, 2)
+        for _ in range(1 + rng.poisson(rate * 3)):
+            purchases.append((tenant, f"c{customer}", round(float(rng.lognormal(4, 0.5)), 2), int(rng.integers(1, 1000))))
+    crm_db.execute(
+        "INSERT INTO orders (user_id, customer_id, amount, created_at) SELECT u::uuid, c, a, now() - make_interval(days => d) "
+        "FROM unnest(%s::text[], %s::text[], %s::numeric[], %s::int[]) AS t(u, c, a, d)",
+        [[p[0] for p in purchases], [p[1] for p in purchases], [p[2] for p in purchases], [p[3] for p in purchases]],
+    )
+    source = DataSource(name="orders", url=crm_db.url, model_type="customer_lifetime_value", kind="transactions",
+                        query=TRANSACTIONS_QUERY, target_column="")
+    source.full_clean()
+    source.save()
+    client = tenant_client(tenant)
+    body = {"model_type": "customer_lifetime_value", "algorithm": "linear_regression", "model_name": "clv",
+            "user_id": tenant, "training_config": {"cv_folds": 3}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/train", body, format="json")
+    assert response.status_code == 202, response.json()
+    job = client.get(f"/jobs/{response.json()['job_id']}").json()
+    assert job["status"] == "succeeded", job["error"]
+    dataset = Dataset.objects.get(tenant=tenant)
+    assert dataset.kind == "source" and dataset.built_from_transactions
+    assert dataset.source_config["source_rows"] == len(purchases) and dataset.source_config["horizon_days"] == 365
+    assert client.get(f"/datasets/{dataset.pk}").status_code == 200
