@@ -264,7 +264,6 @@ def predictions_make(
     # Object fields become `field.key` columns, except the model's own columns, whose
     # schema check refuses an object by name (leadml.ml.nested).
     records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
-    rules_records = flatten_records(rules_records)
 
     result: ScoringResult | None = None
     from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)
@@ -295,7 +294,8 @@ def predictions_make(
             if explain:
                 _add_reasons(result.outputs, explained, records)
     if result is None:
-        result = _rules_outputs(model_type, rules_records, fallback_reason or "model unavailable")
+        # Flattened only now: most batches are scored by a model and never read them.
+        result = _rules_outputs(model_type, flatten_records(rules_records), fallback_reason or "model unavailable")
 
     latency_ms = (time.perf_counter() - started) * 1000.0
     result.prediction_ids = _store(

@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 
 SEPARATOR = "."
+# Values that are never JSON objects: a record holding only these has nothing to flatten
+# (a set of types is checked in C, `isinstance(value, Mapping)` per value is not).
+_NEVER_OBJECTS = frozenset({type(None), bool, int, float, str, list})
 
 
 def flatten_record(record: Mapping[str, Any], keep: Collection[str] = ()) -> dict[str, Any]:
@@ -28,7 +31,9 @@ def flatten_record(record: Mapping[str, Any], keep: Collection[str] = ()) -> dic
     Fields named in `keep` (a model's own columns) stay as they are, so an object sent
     for a column the model reads is refused by name rather than silently taken apart.
     """
-    if not any(isinstance(value, Mapping) for value in record.values()):
+    if set(map(type, record.values())) <= _NEVER_OBJECTS or not any(
+        isinstance(value, Mapping) for value in record.values()
+    ):
         return dict(record)
     flat: dict[str, Any] = {}
     nested: list[tuple[str, Any]] = []
