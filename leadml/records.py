@@ -8,6 +8,7 @@ from typing import Any
 from django.conf import settings
 
 from leadml.errors import ApplicationError
+from leadml.ml.nested import record_columns
 
 NUL = "\x00"
 # A record is a flat CRM row; a field may hold an object or a list (flattened or read as
@@ -51,13 +52,20 @@ def _records_pass_screen(records: Sequence[Any]) -> bool:
     """
     if not all(type(record) is dict for record in records):
         return False
-    names = dict.fromkeys(chain.from_iterable(records))
-    if len(names) > MAX_SCREENED_FIELDS or NUL in "".join(map(str, names)):
+    shared = record_columns(records)
+    if shared is not None:
+        names, columns = shared
+    else:
+        names = tuple(dict.fromkeys(chain.from_iterable(records)))
+        if len(names) > MAX_SCREENED_FIELDS:
+            return False
+        columns = [[record.get(name) for record in records] for name in names]
+    if NUL in "".join(map(str, names)):
         return False
-    return all(_field_passes_screen([record.get(name) for record in records]) for name in names)
+    return all(map(_field_passes_screen, columns))
 
 
-def _field_passes_screen(values: list[Any]) -> bool:
+def _field_passes_screen(values: Sequence[Any]) -> bool:
     types = set(map(type, values))
     if types <= _PLAIN_SCALARS:
         return True

@@ -25,6 +25,7 @@ import pandas as pd
 
 from leadml.ml.errors import InputError
 from leadml.ml.features import describe_date_format, parse_dates
+from leadml.ml.nested import record_columns
 from leadml.ml.types import ColumnSpec, FeatureSchema
 
 # A record built by the service may carry one warning for its own output under this key
@@ -166,9 +167,14 @@ def prepare_by_column(
         return prepare_each(records, schema, placeholders, lenient=lenient)
     count = len(records)
     numeric_placeholders = _numeric_placeholders(placeholders)
+    shared = record_columns(records)
+    by_name = dict(zip(*shared)) if shared is not None else None
     checked: list[_Column] = []
     for column in schema.columns:
-        values = [record.get(column.name) for record in records]
+        if by_name is None:
+            values = [record.get(column.name) for record in records]
+        else:
+            values = list(by_name[column.name]) if column.name in by_name else [None] * count
         checked.append(_column_check(column, values, placeholders, numeric_placeholders, lenient=lenient))
     errors = [(result.error.row, position, result.error) for position, result in enumerate(checked) if result.error]
     if errors:
@@ -176,7 +182,7 @@ def prepare_by_column(
 
     # Each record's warnings in the order `prepare_each` writes them.
     warnings: list[list[str]] = [[] for _ in range(count)]
-    for index, record_warnings in _record_level_warnings(records, _known_names(schema)):
+    for index, record_warnings in _record_level_warnings(records, _known_names(schema), by_name):
         warnings[index].extend(record_warnings)
     for result in checked:
         for index, note in result.notes.items():
@@ -193,8 +199,16 @@ def prepare_by_column(
     return PreparedRecords(warnings=warnings, columns=schema.names, values=values, frame_values=frame_values)
 
 
-def _record_level_warnings(records: Sequence[dict[str, Any]], known: set[str]) -> Iterable[tuple[int, list[str]]]:
+def _record_level_warnings(
+    records: Sequence[dict[str, Any]], known: set[str], by_name: dict[Any, tuple[Any, ...]] | None
+) -> Iterable[tuple[int, list[str]]]:
     """The note a record carries and its unknown fields: judged once per distinct set of field names."""
+    if by_name is not None and RECORD_WARNING_FIELD not in by_name:  # the same fields in every record
+        unknown = sorted(str(key) for key in by_name if key not in known)
+        if unknown:
+            warning = _unknown_warning(unknown)
+            yield from ((index, [warning]) for index in range(len(records)))
+        return
     by_names: dict[tuple[Any, ...], tuple[bool, str | None]] = {}
     for index, record in enumerate(records):
         names = tuple(record)
