@@ -209,6 +209,13 @@ class ModelBundle:
             self.__dict__["_cached_compiled"] = compile_pipeline(self.pipeline)
         return self.__dict__["_cached_compiled"]
 
+    def percentiles(self, values: np.ndarray) -> np.ndarray:
+        """`percentile` of every value."""
+        if not self.score_quantiles:
+            return np.full(len(values), np.nan)
+        positions = np.searchsorted(np.asarray(self.score_quantiles, dtype=float), values, side="right")
+        return 100.0 * positions / len(self.score_quantiles)
+
     def percentile(self, value: float) -> float:
         """Return the share (0..100) of held-out predictions at or below this value."""
         if not self.score_quantiles:
