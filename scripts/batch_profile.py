@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadml.settings.test")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leadml.settings.base")
 
 import django  # noqa: E402
 
@@ -91,9 +91,13 @@ def main() -> None:
 
     service()
     over_http()
-    bare_s = median_seconds(lambda: scorer.predict_proba(frame), options.runs)
-    service_s = median_seconds(service, options.runs)
-    http_s = median_seconds(over_http, options.runs)
+    # Interleaved, so that a load change on a shared machine hits all three alike.
+    timings: dict[str, list[float]] = {"bare": [], "service": [], "http": []}
+    calls = {"bare": lambda: scorer.predict_proba(frame), "service": service, "http": over_http}
+    for _ in range(options.runs):
+        for name, call in calls.items():
+            timings[name].append(median_seconds(call, 1))
+    bare_s, service_s, http_s = (statistics.median(timings[name]) for name in ("bare", "service", "http"))
     print(f"rows={len(records)} database={django.db.connection.vendor}")
     print(f"bare predict_proba   {bare_s * 1000:8.1f} ms")
     print(f"service batch        {service_s * 1000:8.1f} ms   ratio {service_s / bare_s:.2f}x (target <= 1.5x)")
