@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 from django.conf import settings
 
 from leadml.errors import ApplicationError
+from leadml.ml.nested import record_columns
 
 NUL = "\x00"
 # A record is a flat CRM row; a field may hold an object or a list (flattened or read as
 # tags, leadml.ml.nested), and those a few levels more. Anything deeper is not a CRM row.
 MAX_VALUE_DEPTH = 4
+# A batch is screened field by field when its records share at most this many field
+# names; records each with their own names are walked one by one.
+MAX_SCREENED_FIELDS = 256
+_PLAIN_SCALARS = frozenset({type(None), bool, float})
 
 
 def records_check(records: Sequence[Any], *, field: str, indexed: bool = True) -> None:
@@ -21,7 +27,12 @@ def records_check(records: Sequence[Any], *, field: str, indexed: bool = True) -
     for lists of records and the bare `key` for a single record, as the model's schema
     check does. Lists and objects inside a record are allowed (a CRM's `tags` and
     `custom_fields`); what the model can use of them is decided by its schema.
+
+    A batch that passes the screen (one look per field, not per value) is accepted as is;
+    any other is walked record by record, so the error is the one the walk finds first.
     """
+    if len(records) > 1 and _records_pass_screen(records):
+        return
     for index, record in enumerate(records):
         where = f"{field}[{index}]" if indexed else field
         if not isinstance(record, dict):
@@ -31,6 +42,50 @@ def records_check(records: Sequence[Any], *, field: str, indexed: bool = True) -
             if NUL in str(key):
                 raise ApplicationError(f"field '{name}' contains a NUL character", details={name: ["NUL character"]})
             _value_check(value, name, depth=1)
+
+
+def _records_pass_screen(records: Sequence[Any]) -> bool:
+    """Whether no record can fail `records_check`, judged a field at a time.
+
+    False means "walk them": a non-object record, a NUL or an over-long text anywhere, an
+    integer too large, an object or list that fails its own walk, a value of any other type.
+    """
+    if not all(type(record) is dict for record in records):
+        return False
+    shared = record_columns(records)
+    if shared is not None:
+        names, columns = shared
+    else:
+        names = tuple(dict.fromkeys(chain.from_iterable(records)))
+        if len(names) > MAX_SCREENED_FIELDS:
+            return False
+        columns = [[record.get(name) for record in records] for name in names]
+    if NUL in "".join(map(str, names)):
+        return False
+    return all(map(_field_passes_screen, columns))
+
+
+def _field_passes_screen(values: Sequence[Any]) -> bool:
+    types = set(map(type, values))
+    if types <= _PLAIN_SCALARS:
+        return True
+    for kind in types - _PLAIN_SCALARS:
+        same = [value for value in values if type(value) is kind]
+        if kind is str:
+            if NUL in "".join(same) or max(map(len, same)) > settings.LEADML_MAX_VALUE_CHARS:
+                return False
+        elif kind is int:
+            if number_too_large(max(same)) or number_too_large(min(same)):
+                return False
+        elif kind is dict or kind is list:
+            try:
+                for value in same:
+                    _value_check(value, "", depth=1)
+            except ApplicationError:
+                return False
+        else:
+            return False
+    return True
 
 
 def _value_check(value: Any, name: str, *, depth: int) -> None:

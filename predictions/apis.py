@@ -134,6 +134,21 @@ def _reasons_of(output: dict[str, Any]) -> dict[str, Any]:
     return {key: output[key] for key in ("reasons", "explanation") if key in output}
 
 
+class RecordListField(serializers.ListField):
+    """A non-empty list of JSON records, taken as the parser produced them.
+
+    `ListField(child=JSONField())` would re-encode every record with `json.dumps` to prove
+    it is JSON, which a parsed JSON body always is (90 ms for 10,000 records); a list
+    holding a null, or anything but a plain list, still goes through that check and its
+    errors. Records are validated against the model's schema by the service.
+    """
+
+    def to_internal_value(self, data: Any) -> Any:
+        if type(data) is list and data and None not in data:
+            return list(data)
+        return super().to_internal_value(data)
+
+
 class PredictBatchApi(APIView):
     @extend_schema_serializer(component_name="PredictBatch")
     class InputSerializer(serializers.Serializer):
@@ -145,7 +160,7 @@ class PredictBatchApi(APIView):
             help_text="with model_name: score with this version (default: the model's newest usable version)",
         )
         # Plain JSON list: per-row validation lives in the model's schema check, which names the row.
-        data = serializers.ListField(child=serializers.JSONField(), allow_empty=False)
+        data = RecordListField(child=serializers.JSONField(), allow_empty=False)
         explain = serializers.BooleanField(default=False, help_text="add each record's reasons (slower)")
 
     @extend_schema_serializer(component_name="PredictBatchResponse")
@@ -180,32 +195,7 @@ class PredictBatchApi(APIView):
             explain=data["explain"],
         )
         classification = is_classification(result.model_type)
-        predictions = []
-        for index, (entity_id, output) in enumerate(zip(result.entity_ids, result.outputs)):
-            # The original service named rows without an id by their position.
-            if classification:
-                item = {
-                    "lead_id": entity_id or f"lead_{index}",
-                    "conversion_probability": output["conversion_probability"],
-                    "confidence": output["confidence"],
-                    "prediction_class": output["prediction_class"],
-                }
-            else:
-                item = {
-                    "customer_id": entity_id or f"customer_{index}",
-                    "lifetime_value": output["lifetime_value"],
-                    "confidence": output["confidence"],
-                    "value_category": output["value_category"],
-                }
-            item |= {
-                "confidence_detail": output["confidence_detail"],
-                "prediction_id": output["prediction_id"],
-                "score": output.get("score"),
-                "tier": output.get("tier"),
-                "source": output["source"],
-                "warnings": output["warnings"],
-            }
-            predictions.append(item | _reasons_of(output))
+        predictions = batch_items(result, classification=classification)
         body = {
             "success": True,
             "prediction_type": PREDICTION_TYPE[classification],
@@ -219,6 +209,31 @@ class PredictBatchApi(APIView):
         if result.source == "rules":
             body["fallback_reason"] = result.fallback_reason
         return Response(body)
+
+
+def batch_items(result: ScoringResult, *, classification: bool) -> list[dict[str, Any]]:
+    """Each record's answer, in the original service's item shape."""
+    # The original service named rows without an id by their position.
+    if classification:
+        id_key, value_key, kind_key, unnamed = "lead_id", "conversion_probability", "prediction_class", "lead_"
+    else:
+        id_key, value_key, kind_key, unnamed = "customer_id", "lifetime_value", "value_category", "customer_"
+    return [
+        {
+            id_key: entity_id or f"{unnamed}{index}",
+            value_key: output[value_key],
+            "confidence": output["confidence"],
+            kind_key: output[kind_key],
+            "confidence_detail": output["confidence_detail"],
+            "prediction_id": output["prediction_id"],
+            "score": output.get("score"),
+            "tier": output.get("tier"),
+            "source": output["source"],
+            "warnings": output["warnings"],
+            **_reasons_of(output),
+        }
+        for index, (entity_id, output) in enumerate(zip(result.entity_ids, result.outputs))
+    ]
 
 
 class InsightsApi(APIView):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
@@ -31,7 +32,7 @@ from leadml.ml.transactions import features_for_customers
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.public_ids import public_ids
-from predictions.storage import PredictionRow, predictions_insert
+from predictions.storage import PredictionBatch, predictions_insert
 from registry.cache import ArtifactUnusable, bundle_load, model_version_fallbacks_for_request, model_version_for_request
 from registry.models import ModelVersion
 
@@ -264,7 +265,6 @@ def predictions_make(
     # Object fields become `field.key` columns, except the model's own columns, whose
     # schema check refuses an object by name (leadml.ml.nested).
     records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
-    rules_records = flatten_records(rules_records)
 
     result: ScoringResult | None = None
     from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)
@@ -295,7 +295,8 @@ def predictions_make(
             if explain:
                 _add_reasons(result.outputs, explained, records)
     if result is None:
-        result = _rules_outputs(model_type, rules_records, fallback_reason or "model unavailable")
+        # Flattened only now: most batches are scored by a model and never read them.
+        result = _rules_outputs(model_type, flatten_records(rules_records), fallback_reason or "model unavailable")
 
     latency_ms = (time.perf_counter() - started) * 1000.0
     result.prediction_ids = _store(
@@ -324,27 +325,12 @@ def predictions_make(
 def _model_outputs(
     model_version: ModelVersion, bundle: ModelBundle, values: Any, warnings: list[list[str]]
 ) -> ScoringResult:
-    classification = bundle.classification
-    clv_confidence = _lifetime_value_confidence(bundle, values) if not classification else None
-    outputs = []
-    for index, (value, record_warnings) in enumerate(zip(values, warnings)):
-        value = float(value)
-        percentile = bundle.percentile(value)
-        output: dict[str, Any] = {"warnings": record_warnings, "source": "model"}
-        if classification:
-            output |= _lead_fields(value) | {"score": int(round(value * 100))}
-        else:
-            assert clv_confidence is not None
-            method, confidences = clv_confidence
-            output |= {
-                "lifetime_value": round(value, 2),
-                "confidence": round(float(confidences[index]), 6),
-                "confidence_detail": {"value": round(float(confidences[index]), 6), "method": method},
-                "value_category": value_category(value),
-                "score": int(round(percentile)),
-            }
-        output["tier"] = tier_for_percentile(percentile)
-        outputs.append(output)
+    values = np.asarray(values, dtype=float)
+    percentiles = bundle.percentiles(values)
+    if bundle.classification:
+        outputs = _lead_outputs(values, percentiles, warnings)
+    else:
+        outputs = _value_outputs(values, percentiles, warnings, _lifetime_value_confidence(bundle, values))
     top = [[name, weight] for name, weight in bundle.feature_importance[:TOP_FEATURES]]
     return ScoringResult(
         model_type=bundle.model_type,
@@ -365,6 +351,86 @@ def _model_outputs(
         },
         model_version=model_version,
     )
+
+
+# Every record's answer fields at once: numpy for the arithmetic (the same IEEE operations
+# as `lead_confidence` and friends on one value), Python's `round` for the rounding, so
+# each figure is exactly what the one-value functions give.
+
+
+def _rounded(values: np.ndarray, digits: int) -> list[float]:
+    return [round(value, digits) for value in values.tolist()]
+
+
+def _lead_outputs(probabilities: np.ndarray, percentiles: np.ndarray, warnings: list[list[str]]) -> list[dict[str, Any]]:
+    conversion = _rounded(probabilities, 6)
+    confidence = _rounded(lead_confidences(probabilities), 6)
+    class_confidence = _rounded(np.maximum(probabilities, 1.0 - probabilities), 6)
+    classes = prediction_classes(probabilities)
+    scores = [round(score) for score in (probabilities * 100).tolist()]
+    tiers = tiers_for_percentiles(percentiles)
+    return [
+        {
+            "warnings": record_warnings,
+            "source": "model",
+            "conversion_probability": probability,
+            "confidence": confidence_value,
+            "confidence_detail": {"value": detail, "method": "class_probability"},
+            "prediction_class": prediction_class_,
+            "score": score,
+            "tier": tier,
+        }
+        for record_warnings, probability, confidence_value, detail, prediction_class_, score, tier in zip(
+            warnings, conversion, confidence, class_confidence, classes, scores, tiers
+        )
+    ]
+
+
+def _value_outputs(
+    values: np.ndarray, percentiles: np.ndarray, warnings: list[list[str]], confidence: tuple[str, Any]
+) -> list[dict[str, Any]]:
+    method, confidences = confidence
+    confidence_values = _rounded(np.asarray(confidences, dtype=float), 6)
+    categories = value_categories(values)
+    scores = [round(percentile) for percentile in percentiles.tolist()]
+    tiers = tiers_for_percentiles(percentiles)
+    return [
+        {
+            "warnings": record_warnings,
+            "source": "model",
+            "lifetime_value": value,
+            "confidence": confidence_value,
+            "confidence_detail": {"value": confidence_value, "method": method},
+            "value_category": category,
+            "score": score,
+            "tier": tier,
+        }
+        for record_warnings, value, confidence_value, category, score, tier in zip(
+            warnings, _rounded(values, 2), confidence_values, categories, scores, tiers
+        )
+    ]
+
+
+def lead_confidences(probabilities: np.ndarray) -> np.ndarray:
+    """`lead_confidence` of every probability."""
+    return (np.minimum(2.0 * np.abs(probabilities - 0.5), 1.0) + np.maximum(probabilities, 1.0 - probabilities)) / 2.0
+
+
+def prediction_classes(probabilities: np.ndarray) -> list[str]:
+    """`prediction_class` of every probability."""
+    return np.select([probabilities > 0.7, probabilities > 0.4], ["high", "medium"], "low").tolist()
+
+
+def value_categories(values: np.ndarray) -> list[str]:
+    """`value_category` of every value."""
+    return np.select(
+        [values > 10000, values > 1000, values > 100], ["high_value", "medium_value", "low_value"], "very_low_value"
+    ).tolist()
+
+
+def tiers_for_percentiles(percentiles: np.ndarray) -> list[str]:
+    """`tier_for_percentile` of every percentile."""
+    return np.select([percentiles >= 90, percentiles >= 70, percentiles >= 40], ["A", "B", "C"], "D").tolist()
 
 
 def _lead_fields(probability: float, *, method: str = "class_probability") -> dict[str, Any]:
@@ -497,26 +563,19 @@ def _store(
     latency_ms: float,
     batch: bool,
 ) -> list[int]:
-    now = timezone.now()
-    batch_id = uuid.uuid4() if batch else None
     value_key = "conversion_probability" if is_classification(result.model_type) else "lifetime_value"
-    version_id = result.model_version.pk if result.model_version else None
-    latency = round(latency_ms, 3)
     return predictions_insert(
-        [
-            PredictionRow(
-                tenant=tenant,
-                model_type=result.model_type,
-                model_version_id=version_id,
-                entity_id=entity_id,
-                batch_id=batch_id,
-                source=result.source,
-                input=dict(record),
-                output=output,
-                value=output[value_key],
-                latency_ms=latency,
-                created_at=now,
-            )
-            for record, output, entity_id in zip(records, result.outputs, entity_ids)
-        ]
+        PredictionBatch(
+            tenant=tenant,
+            model_type=result.model_type,
+            model_version_id=result.model_version.pk if result.model_version else None,
+            batch_id=uuid.uuid4() if batch else None,
+            source=result.source,
+            latency_ms=round(latency_ms, 3),
+            created_at=timezone.now(),
+            entity_ids=entity_ids,
+            inputs=records,
+            outputs=result.outputs,
+            values=[output[value_key] for output in result.outputs],
+        )
     )

@@ -16,13 +16,10 @@ or have none.
 from __future__ import annotations
 
 import copy
-import math
 import threading
 from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -32,33 +29,22 @@ from sklearn.pipeline import Pipeline
 
 from leadml.ml.compiled import LAZY_CHECK_ROWS, CompiledScorer, NotCompilable, compile_scorer, refused, verify_scorer
 from leadml.ml.confidence import ValueConfidence
-from leadml.ml.errors import InputError
 from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
-from leadml.ml.features import describe_date_format, parse_dates
-from leadml.ml.types import ColumnSpec, FeatureSchema, ServingCheck, is_classification
-
-# A record built by the service may carry one warning for its own output under this key
-# (a transaction history with no purchase, scored from the no-purchase row).
-RECORD_WARNING_FIELD = "_leadml_warning"
+from leadml.ml.types import FeatureSchema, ServingCheck, is_classification
+from leadml.ml.validation import (  # noqa: F401  (RECORD_WARNING_FIELD: imported from here by callers)
+    EACH_MAX_ROWS,
+    RECORD_WARNING_FIELD,
+    PreparedRecords,
+    placeholder_texts,
+    prepare_by_column,
+    prepare_each,
+)
 
 # Training records kept with each version, the reference of drift checks (leadml.ml.monitoring):
 # enough for distance measures to be steady on large datasets, small next to the model.
 REFERENCE_SAMPLE_ROWS = 5000
 # Builds (and, for old versions, verifies) one compiled scorer at a time per process.
 _SCORER_LOCK = threading.Lock()
-
-
-@dataclass
-class PreparedRecords:
-    """Validated records (one dict per record, schema columns only) and their warnings."""
-
-    rows: list[dict[str, Any]]
-    warnings: list[list[str]]
-    columns: tuple[str, ...]
-
-    @property
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame.from_records(self.rows, columns=list(self.columns))
 
 
 @dataclass
@@ -105,42 +91,13 @@ class ModelBundle:
         """Validate records and return the frame to score with per-record warnings.
 
         `lenient` reads a value of the wrong type as missing (with a warning) instead of
-        refusing the record: for scoring stored rows, never for requests.
+        refusing the record: for scoring stored rows, never for requests. A batch is
+        checked a column at a time, a few records one by one: the same outcome
+        (leadml.ml.validation).
         """
-        known = set(self.schema.names) | {dropped.name for dropped in self.schema.dropped}
-        placeholders = {value.strip().lower() for value in self.placeholders}
-        rows: list[dict[str, Any]] = []
-        warnings: list[list[str]] = []
-        for index, record in enumerate(records):
-            if not isinstance(record, Mapping):
-                raise InputError(f"record {index} must be a JSON object", field="data", row=index)
-            record_warnings: list[str] = []
-            note = record.get(RECORD_WARNING_FIELD)
-            if isinstance(note, str) and note:
-                record_warnings.append(note)
-            unknown = sorted(str(key) for key in record if key not in known and key != RECORD_WARNING_FIELD)
-            if unknown:
-                record_warnings.append(f"ignored unknown fields: {', '.join(unknown)}")
-            cleaned: dict[str, Any] = {}
-            missing: list[str] = []
-            for column in self.schema.columns:
-                value = record.get(column.name)
-                if _is_missing(value, placeholders, numeric=column.kind == "numeric"):
-                    missing.append(column.name)
-                    cleaned[column.name] = None
-                    continue
-                try:
-                    cleaned[column.name] = _validated_value(column, value, index, record_warnings)
-                except InputError as error:
-                    if not lenient:
-                        raise
-                    record_warnings.append(f"unreadable, read as missing: {error.message}")
-                    cleaned[column.name] = None
-            if missing:
-                record_warnings.append(f"missing fields imputed as in training: {', '.join(missing)}")
-            rows.append(cleaned)
-            warnings.append(record_warnings)
-        return PreparedRecords(rows=rows, warnings=warnings, columns=self.schema.names)
+        placeholders = placeholder_texts(self.placeholders)
+        check = prepare_each if len(records) <= EACH_MAX_ROWS else prepare_by_column
+        return check(records, self.schema, placeholders, lenient=lenient)
 
     @property
     def placeholders(self) -> tuple[str, ...]:
@@ -158,7 +115,7 @@ class ModelBundle:
 
     def model_input(self, prepared: PreparedRecords) -> np.ndarray:
         """Return the matrix the estimator reads for these records (fast for a few records)."""
-        compiled = self._compiled() if len(prepared.rows) <= COMPILED_MAX_ROWS else None
+        compiled = self._compiled() if len(prepared) <= COMPILED_MAX_ROWS else None
         if compiled is not None:
             return compiled.matrix(prepared.rows)
         return np.asarray(self.pipeline[:-1].transform(prepared.frame), dtype=float)
@@ -252,101 +209,16 @@ class ModelBundle:
             self.__dict__["_cached_compiled"] = compile_pipeline(self.pipeline)
         return self.__dict__["_cached_compiled"]
 
+    def percentiles(self, values: np.ndarray) -> np.ndarray:
+        """`percentile` of every value."""
+        if not self.score_quantiles:
+            return np.full(len(values), np.nan)
+        positions = np.searchsorted(np.asarray(self.score_quantiles, dtype=float), values, side="right")
+        return 100.0 * positions / len(self.score_quantiles)
+
     def percentile(self, value: float) -> float:
         """Return the share (0..100) of held-out predictions at or below this value."""
         if not self.score_quantiles:
             return float("nan")
         position = bisect_right(self.score_quantiles, value)
         return 100.0 * position / len(self.score_quantiles)
-
-
-def _is_missing(value: Any, placeholders: set[str], *, numeric: bool = False) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if not text or text in placeholders:
-            return True
-        # In a numeric column "-1.0" is the placeholder "-1" too: the pipeline reads the number.
-        number = _as_number(text) if placeholders and numeric else None
-        return number is not None and _number_text(number) in placeholders
-    if placeholders and isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-        return math.isfinite(number) and _number_text(number) in placeholders
-    return False
-
-
-def _number_text(number: float) -> str:
-    return str(int(number)) if number.is_integer() else str(number)
-
-
-def _validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[str]) -> Any:
-    name = column.name
-    if column.kind == "tags":
-        # A list of values (or one value: a single tag).
-        elements = value if isinstance(value, (list, tuple)) else [value]
-        if isinstance(value, Mapping) or any(isinstance(element, (Mapping, list, tuple)) for element in elements):
-            raise InputError(
-                f"field '{name}' must be a list of values (tags), got nested values", field=name, row=index
-            )
-        return list(elements)
-    if isinstance(value, (Mapping, list, tuple)):
-        kind = "an object" if isinstance(value, Mapping) else "a list"
-        raise InputError(f"field '{name}' must be a single value, got {kind}", field=name, row=index)
-    if column.kind == "numeric":
-        number = _as_number(value)
-        if number is None:
-            raise InputError(f"field '{name}' must be a number, got {value!r}", field=name, row=index)
-        if column.minimum is not None and column.maximum is not None and not (
-            column.minimum <= number <= column.maximum
-        ):
-            warnings.append(
-                f"outlier: {name}={number:g} is outside the training range [{column.minimum:g}, {column.maximum:g}]"
-            )
-        return number
-    if column.kind == "datetime":
-        # Versions pickled before date formats existed have no `date_format` (None).
-        date_format = getattr(column, "date_format", None)
-        if not _parses_as_date(value, date_format):
-            written = "YYYY-MM-DD or ISO 8601" if date_format is None else describe_date_format(date_format)
-            raise InputError(f"field '{name}' must be a date ({written}), got {value!r}", field=name, row=index)
-        return value
-    return str(value) if not isinstance(value, str) else value
-
-
-def _as_number(value: Any) -> float | None:
-    if type(value) is float:  # the common case, first
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    if isinstance(value, str):
-        try:
-            number = float(value.strip().replace(",", ""))
-        except ValueError:
-            return None
-        return number if math.isfinite(number) else None
-    return None
-
-
-def _parses_as_date(value: Any, date_format: str | None = None) -> bool:
-    if isinstance(value, datetime):
-        return True
-    if not isinstance(value, str):
-        return False
-    return _parses_as_date_text(value, date_format)
-
-
-@lru_cache(maxsize=65536)
-def _parses_as_date_text(value: str, date_format: str | None) -> bool:
-    # Cached: a batch repeats dates, and parsing one costs more than the rest of a record.
-    if date_format is None:
-        try:
-            pd.Timestamp(value)
-        except (ValueError, TypeError):
-            return False
-        return True
-    # The pipeline's own parser, in the column's format. A date outside the plausible
-    # range is still a date: the pipeline reads it as missing, as it always has.
-    return not pd.isna(parse_dates(pd.Series([value], dtype=object), date_format).iloc[0])

@@ -20,6 +20,9 @@ from typing import Any
 import numpy as np
 
 SEPARATOR = "."
+# Values that are never JSON objects: a record holding only these has nothing to flatten
+# (a set of types is checked in C, `isinstance(value, Mapping)` per value is not).
+_NEVER_OBJECTS = frozenset({type(None), bool, int, float, str, list})
 
 
 def flatten_record(record: Mapping[str, Any], keep: Collection[str] = ()) -> dict[str, Any]:
@@ -28,7 +31,9 @@ def flatten_record(record: Mapping[str, Any], keep: Collection[str] = ()) -> dic
     Fields named in `keep` (a model's own columns) stay as they are, so an object sent
     for a column the model reads is refused by name rather than silently taken apart.
     """
-    if not any(isinstance(value, Mapping) for value in record.values()):
+    if set(map(type, record.values())) <= _NEVER_OBJECTS or not any(
+        isinstance(value, Mapping) for value in record.values()
+    ):
         return dict(record)
     flat: dict[str, Any] = {}
     nested: list[tuple[str, Any]] = []
@@ -49,7 +54,27 @@ def flatten_record(record: Mapping[str, Any], keep: Collection[str] = ()) -> dic
 
 def flatten_records(records: Sequence[Any], keep: Collection[str] = ()) -> list[Any]:
     """Flatten every object record; anything else is passed on for validation to refuse."""
+    shared = record_columns(records)
+    if shared is not None and all(_NEVER_OBJECTS.issuperset(map(type, column)) for column in shared[1]):
+        return list(map(dict, records))  # no record holds an object: copies, as flatten_record gives
     return [flatten_record(record, keep) if isinstance(record, Mapping) else record for record in records]
+
+
+def record_columns(records: Sequence[Any]) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]] | None:
+    """The records' values field by field, when they are dicts with the same fields in the same order.
+
+    A CRM's export (or its JSON) writes every row with the same fields: one transposition
+    in C gives every column, where `record.get(name)` per record and field would be a
+    Python call per value. None for anything else (records with fields of their own).
+    """
+    if not records or not all(type(record) is dict for record in records):
+        return None
+    names = tuple(records[0])
+    if len(set(map(tuple, records))) != 1:
+        return None
+    if not names:
+        return names, []
+    return names, list(zip(*map(dict.values, records)))
 
 
 def is_list(value: Any) -> bool:

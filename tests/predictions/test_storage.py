@@ -9,7 +9,7 @@ from django.db import IntegrityError
 from django.utils import timezone
 
 from predictions.models import Prediction
-from predictions.storage import PredictionRow, predictions_insert
+from predictions.storage import PredictionBatch, PredictionRow, predictions_insert
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -64,3 +64,74 @@ def test_ids_follow_on_after_ordinary_inserts():
     later = predictions_insert([_row(3, uuid.uuid4())])
 
     assert first[0] < created.pk < later[0]
+
+
+# Text COPY's own characters (tab, newline, backslash, `\N`, `\.`), JSON's (quotes,
+# escapes), unicode beyond the BMP, an integer beyond 64 bits: stored and read back as sent.
+AWKWARD = {
+    "tab": "a\tb",
+    "newline": "line\nbreak\r\n",
+    "backslash": "C:\\temp\\new",
+    "copy_null": "\\N",
+    "copy_end": "\\.",
+    "quote": 'say "hi"',
+    "escaped": "\\u0041 and \\n",
+    "unicode": "Zoë — 日本語 🚀",
+    "control": "bell\x07 unit\x1f",
+    "nested": {"list": ["x\ty", 1, 2.5, None, True], "deep": {"k\\ey": "v\nal"}},
+    "huge": 2**70,
+    "float": 0.1 + 0.2,
+}
+
+
+def _awkward_batch(count: int) -> PredictionBatch:
+    return PredictionBatch(
+        tenant="acme\tinc",
+        model_type="lead_conversion",
+        model_version_id=None,
+        batch_id=uuid.uuid4(),
+        source="model",
+        latency_ms=0.125,
+        created_at=timezone.now(),
+        entity_ids=[f"lead\\{index}\t\n" for index in range(count)],
+        inputs=[AWKWARD | {"n": index, f"key\t{index}": "\\"} for index in range(count)],
+        outputs=[{"warnings": [f"ignored unknown fields: a\tb, {index}"], "score": index} for index in range(count)],
+        values=[index / 7 for index in range(count)],
+    )
+
+
+def test_a_batch_with_awkward_text_reads_back_exactly_as_answered():
+    batch = _awkward_batch(1500)
+
+    ids = predictions_insert(batch)
+
+    assert len(ids) == len(set(ids)) == 1500
+    stored = {p.pk: p for p in Prediction.objects.filter(batch_id=batch.batch_id)}
+    for prediction_id, entity_id, record, output, value in zip(
+        ids, batch.entity_ids, batch.inputs, batch.outputs, batch.values
+    ):
+        prediction = stored[prediction_id]
+        assert prediction.tenant == "acme\tinc" and prediction.entity_id == entity_id
+        assert prediction.input == record and prediction.output == output
+        assert prediction.value == value and prediction.latency_ms == 0.125
+        assert prediction.created_at == batch.created_at and prediction.source == "model"
+
+
+def test_awkward_rows_read_back_exactly_too():
+    rows = [replace(_row(index, uuid.uuid4()), input=AWKWARD, entity_id="a\\b\tc") for index in range(3)]
+
+    ids = predictions_insert(rows)
+
+    for prediction_id, row in zip(ids, rows):
+        prediction = Prediction.objects.get(pk=prediction_id)
+        assert prediction.input == AWKWARD and prediction.entity_id == "a\\b\tc"
+
+
+def test_a_batch_with_a_bad_row_stores_nothing():
+    batch = _awkward_batch(50)
+    values = list(batch.values)
+    values[31] = None  # NOT NULL column
+    with pytest.raises(IntegrityError):
+        predictions_insert(replace(batch, values=values))
+
+    assert not Prediction.objects.filter(batch_id=batch.batch_id).exists()
