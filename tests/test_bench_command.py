@@ -1,12 +1,18 @@
 """`manage.py bench` on a tiny configuration, in-process only (the real run is manual)."""
 from __future__ import annotations
 
+import importlib
 import json
+from collections.abc import Callable, Iterator
 from io import StringIO
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.urls import clear_url_caches
+from rest_framework.test import APIClient
+
+import leadml.urls
 
 REPEAT = 5
 BATCH_ROWS = 150
@@ -71,3 +77,38 @@ def test_bench_monitoring_times_every_window_and_reuses_its_data(tmp_path: Path,
     rerun = StringIO()
     call_command(*arguments, stdout=rerun, stderr=StringIO())
     assert "reused from an earlier run" in rerun.getvalue()
+
+
+def _reload_urls() -> None:
+    # The floor's route is decided when leadml.urls is imported, as in a served process.
+    importlib.reload(leadml.urls)
+    clear_url_caches()
+
+
+@pytest.fixture
+def floor_enabled(settings) -> Iterator[None]:
+    settings.LEADML_BENCH_FLOOR = True
+    _reload_urls()
+    yield
+    settings.LEADML_BENCH_FLOOR = False
+    _reload_urls()
+
+
+@pytest.mark.django_db
+def test_floor_is_not_routed_without_the_setting(client_for: Callable[[str | None], APIClient], tenant_key: str) -> None:
+    api = client_for(tenant_key)
+    assert api.get("/bench/floor").status_code == 404
+    assert api.post("/bench/floor", {"data": {}}, format="json").status_code == 404
+
+
+@pytest.mark.django_db
+def test_floor_answers_a_constant_behind_the_token_check(
+    floor_enabled: None, client_for: Callable[[str | None], APIClient], tenant_key: str
+) -> None:
+    assert client_for(None).get("/bench/floor").status_code == 401
+    assert client_for("not-a-token").post("/bench/floor", {"data": {}}, format="json").status_code == 401
+    api = client_for(tenant_key)
+    for response in (api.get("/bench/floor"), api.post("/bench/floor", {"data": {"a": 1}}, format="json")):
+        assert response.status_code == 200
+        assert response.json() == {"success": True, "floor": True}
+    assert "/bench/floor" not in api.get("/api/schema/", {"format": "json"}).json()["paths"]

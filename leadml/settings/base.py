@@ -227,6 +227,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leadml.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# `/bench/floor` (leadml/bench_floor.py): routed only in the server `manage.py bench` starts.
+LEADML_BENCH_FLOOR = env.bool("LEADML_BENCH_FLOOR", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadml API",
     "DESCRIPTION": "Lead-conversion scoring and customer-lifetime-value prediction for B2B sales.",
