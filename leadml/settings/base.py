@@ -73,6 +73,8 @@ REQUEST_TIMEOUT_SECONDS = env.int("LEADML_REQUEST_TIMEOUT_SECONDS", default=120)
 # processes and threads already; more native threads only fight over the cores.
 LEADML_SERVING_NATIVE_THREADS = env.int("LEADML_SERVING_NATIVE_THREADS", default=1)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# Gunicorn's access log (`manage.py serve --access-log / --no-access-log`).
+LEADML_ACCESS_LOG = env.bool("LEADML_ACCESS_LOG", default=True)
 
 DJANGO_APPS = [
     "django.contrib.admin",
