@@ -45,6 +45,7 @@ from leadml.bench_http import (
     load_run,
     post,
     serving,
+    worker_cpu_seconds,
     worker_rss_mib,
 )
 
@@ -403,6 +404,9 @@ def load_summary(tally: LoadTally, *, stored: int | None, rss_mib: list[float]) 
         "error_samples": tally.error_samples,
         "requests_per_s": round(len(tally.latencies) / tally.seconds, 1) if tally.seconds else 0.0,
         "seconds": round(tally.seconds, 2),
+        "worker_cpu_ms": (
+            round(1000 * tally.worker_cpu_seconds / len(tally.latencies), 3) if tally.latencies else float("nan")
+        ),
         "stored": stored,
         "rss_mib": rss_mib,
     }
@@ -411,10 +415,12 @@ def load_summary(tally: LoadTally, *, stored: int | None, rss_mib: list[float]) 
 def _measured_round(session: HttpSession, target: LoadTarget, *, clients: int, seconds: float) -> tuple[LoadTally, int]:
     """One timed load of `target`; the rows it stored, counted outside the timed part."""
     before = prediction_count(tenant=session.tenant) if target.stores else 0
+    cpu_before = worker_cpu_seconds(target.server)
     tally = load_run(
         port=target.server.port, path=target.path, headers=session.headers, bodies=session.bodies,
         clients=clients, duration=seconds,
     )
+    tally.worker_cpu_seconds = worker_cpu_seconds(target.server) - cpu_before
     stored = prediction_count(tenant=session.tenant) - before if target.stores else 0
     return tally, stored
 
@@ -493,9 +499,10 @@ def access_log_check(
         sides = [LoadTarget("default", server, FLOOR, False), LoadTarget("other", second, FLOOR, False)]
         loads = compared_loads(session, sides, clients=clients, duration=duration)
     on, off = (loads["other"], loads["default"]) if other else (loads["default"], loads["other"])
-    cost = 100.0 * (1.0 - on["requests_per_s"] / off["requests_per_s"]) if off["requests_per_s"] else float("nan")
-    return {"default_on": server.access_log, "on": on, "off": off, "cost_pct": round(cost, 1),
-            "other_log": str(log_path)}
+    throughput_cost = 100.0 * (1.0 - _ratio(on["requests_per_s"], off["requests_per_s"]))
+    cpu_cost = 100.0 * (_ratio(on["worker_cpu_ms"], off["worker_cpu_ms"]) - 1.0)
+    return {"default_on": server.access_log, "on": on, "off": off, "cost_pct": round(throughput_cost, 1),
+            "cpu_cost_pct": round(cpu_cost, 1), "other_log": str(log_path)}
 
 
 def _phase_totals(figures: Mapping[str, Any], warmup: Mapping[str, int]) -> tuple[int, int]:
@@ -887,7 +894,8 @@ def _load_line(load: Mapping[str, Any]) -> str:
     stored = "-" if load["stored"] is None else f"{load['stored']:,}"
     return (
         f"{label:36}{_ms(load['p50_ms']):>11}{_ms(load['p99_ms']):>11}{_ms(load['max_ms']):>11}"
-        f"{load['requests_per_s']:>9,.1f}{load['ok']:>8,}{load['errors']:>7,}{stored:>8}  {_rss(load['rss_mib'])}"
+        f"{load['requests_per_s']:>9,.1f}{load['worker_cpu_ms']:>8.2f}{load['ok']:>8,}{load['errors']:>7,}{stored:>8}"
+        f"  {_rss(load['rss_mib'])}"
         + (f"  {load['error_kinds']}" if load["errors"] else "")
     )
 
@@ -899,7 +907,8 @@ def _http_lines(http_figures: Mapping[str, Any], rows: int) -> list[str]:
         f"HTTP (manage.py serve: gunicorn {http_figures['workers']} workers x {http_figures['threads']} threads, "
         f"access log {access_log}; /health {http_figures['health_status']}; server exit code "
         f"{http_figures.get('server_exit_code')}; log {http_figures['server_log']})",
-        f"{'':36}{'p50':>11}{'p99':>11}{'max':>11}{'req/s':>9}{'ok':>8}{'errors':>7}{'stored':>8}  RSS per worker",
+        f"{'':36}{'p50':>11}{'p99':>11}{'max':>11}{'req/s':>9}{'CPU ms':>8}{'ok':>8}{'errors':>7}{'stored':>8}"
+        "  RSS per worker",
     ]
     lines += [_load_line(load) for load in http_figures["loads"]]
     batch = http_figures["batch"]
@@ -910,16 +919,20 @@ def _http_lines(http_figures: Mapping[str, Any], rows: int) -> list[str]:
     )
     lines.append(
         f"  (/predict and the floor alternate in {LOAD_ROUNDS} rounds per client count; keep-alive clients; "
-        f"'{DATABASE_LOCKED}' in the server log: {http_figures.get('database_locked_lines', 0)} lines)"
+        "CPU ms: the workers' CPU time per answer;",
+        f"   '{DATABASE_LOCKED}' in the server log: {http_figures.get('database_locked_lines', 0)} lines)"
     )
     check = http_figures.get("access_log_check")
     if check:
         lines += [
             "",
-            f"access log, floor at {check['on']['clients']} clients (alternated, "
-            f"{'on' if check['default_on'] else 'off'} by default): on {check['on']['requests_per_s']:,.1f} req/s "
-            f"(p50 {_ms(check['on']['p50_ms'])}), off {check['off']['requests_per_s']:,.1f} req/s "
-            f"(p50 {_ms(check['off']['p50_ms'])}): it costs {check['cost_pct']:+.1f} % of the throughput",
+            f"access log, floor at {check['on']['clients']} clients, two servers alternated "
+            f"({'on' if check['default_on'] else 'off'} by default):",
+            f"  on  {check['on']['requests_per_s']:,.1f} req/s, p50 {_ms(check['on']['p50_ms'])}, "
+            f"{check['on']['worker_cpu_ms']:.3f} ms worker CPU per answer",
+            f"  off {check['off']['requests_per_s']:,.1f} req/s, p50 {_ms(check['off']['p50_ms'])}, "
+            f"{check['off']['worker_cpu_ms']:.3f} ms worker CPU per answer",
+            f"  the log costs {check['cost_pct']:+.1f} % of the throughput, {check['cpu_cost_pct']:+.1f} % CPU per answer",
         ]
     return lines
 

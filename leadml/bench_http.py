@@ -221,12 +221,33 @@ def _rss_mib(pid: int) -> float | None:
     return None
 
 
-def worker_rss_mib(server: Server) -> list[float]:
-    """VmRSS of each gunicorn worker: the children of the gunicorn arbiter that serve started."""
+def _worker_pids(server: Server) -> list[int]:
+    """The gunicorn workers: the children of the gunicorn arbiter that serve started."""
     children = _children_by_parent()
     arbiters = [pid for pid in children.get(server.process.pid, []) if "gunicorn" in _cmdline(pid)]
-    workers = sorted(pid for arbiter in arbiters for pid in children.get(arbiter, []))
-    return [rss for rss in map(_rss_mib, workers) if rss is not None]
+    return sorted(pid for arbiter in arbiters for pid in children.get(arbiter, []))
+
+
+def worker_rss_mib(server: Server) -> list[float]:
+    """VmRSS of each gunicorn worker."""
+    return [rss for rss in map(_rss_mib, _worker_pids(server)) if rss is not None]
+
+
+def worker_cpu_seconds(server: Server) -> float:
+    """CPU time (user + system, every thread) the gunicorn workers have used so far.
+
+    On a shared machine the workers' own CPU time per request is steadier than
+    throughput, which also moves with whatever else runs.
+    """
+    ticks = 0
+    for pid in _worker_pids(server):
+        try:
+            stat = (Path("/proc") / str(pid) / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # --- Load --------------------------------------------------------------------------
@@ -240,6 +261,7 @@ class LoadTally:
     errors: Counter[str] = field(default_factory=Counter)
     error_samples: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+    worker_cpu_seconds: float = 0.0  # the server's workers, during the load
 
     def add(self, other: LoadTally) -> None:
         self.latencies += other.latencies
@@ -247,6 +269,7 @@ class LoadTally:
         for kind, sample in other.error_samples.items():
             self.error_samples.setdefault(kind, sample)
         self.seconds += other.seconds
+        self.worker_cpu_seconds += other.worker_cpu_seconds
 
     def error(self, kind: str, sample: str) -> None:
         self.errors[kind] += 1
