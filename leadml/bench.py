@@ -917,11 +917,11 @@ def _http_lines(http_figures: Mapping[str, Any], rows: int) -> list[str]:
         f"{batch['errors']} errors, {batch['stored']:,} stored / {batch['answered']:,} answered  "
         f"{_rss(batch['rss_mib'])}"
     )
-    lines.append(
+    lines.extend((
         f"  (/predict and the floor alternate in {LOAD_ROUNDS} rounds per client count; keep-alive clients; "
         "CPU ms: the workers' CPU time per answer;",
-        f"   '{DATABASE_LOCKED}' in the server log: {http_figures.get('database_locked_lines', 0)} lines)"
-    )
+        f"   '{DATABASE_LOCKED}' in the server log: {http_figures.get('database_locked_lines', 0)} lines)",
+    ))
     check = http_figures.get("access_log_check")
     if check:
         lines += [

@@ -85,7 +85,7 @@ def _bench_database_url(tmp_path: Path, env: dict[str, str]) -> str:
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the workers' memory from Linux's /proc")
 @pytest.mark.django_db(transaction=True)
 def test_bench_over_http_reports_the_floor_memory_and_every_target(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "REDIS_URL"}
+    env = {key: value for key, value in os.environ.items() if key not in {"REDIS_URL", "LEADML_ACCESS_LOG"}}
     # Real settings (the test settings keep models in a folder of their own), a folder of its own.
     env |= {"DJANGO_SETTINGS_MODULE": "leadml.settings.base", "LEADML_VAR_DIR": str(tmp_path),
             "MODEL_DIR": str(tmp_path / "models"), "PYTHONUNBUFFERED": "1"}
@@ -106,11 +106,14 @@ def test_bench_over_http_reports_the_floor_memory_and_every_target(tmp_path: Pat
         assert load["ok"] > 0 and load["errors"] == 0, load
         assert 0 < load["p50_ms"] <= load["p99_ms"] <= load["max_ms"] and load["requests_per_s"] > 0
         assert len(load["rss_mib"]) == HTTP_WORKERS and min(load["rss_mib"]) > 0
+        assert load["worker_cpu_ms"] >= 0  # clock ticks: a short load may not last one
         assert load["stored"] == (load["ok"] if label == "predict" else None)
     assert http["batch"]["stored"] == http["batch"]["answered"] == HTTP_BATCH_ROWS
     assert len(http["batch"]["rss_mib"]) == HTTP_WORKERS
     access_log = http["access_log_check"]
     assert access_log["on"]["requests_per_s"] > 0 and access_log["off"]["requests_per_s"] > 0
+    assert access_log["default_on"] is False and "cpu_cost_pct" in access_log
+    assert http["access_log"] is False
     assert http["stored"] == http["answered"] and http["server_exit_code"] == 0
     verdicts = {check["name"]: check["verdict"] for check in figures["targets"]}
     sqlite = [name for name in verdicts if name.startswith("SQLite")]

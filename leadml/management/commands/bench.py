@@ -71,7 +71,8 @@ class Command(BaseCommand):
             figures = run_bench(config, log=self.stderr.write)
         except BenchError as error:
             raise CommandError(str(error)) from error
-        self.stdout.write("\n".join(report_lines(figures)))
+        # The figures first: a long run's measurements survive a failure to render them.
         if options["json_path"]:
             Path(options["json_path"]).write_text(json.dumps(figures, indent=2, default=str) + "\n")
             self.stderr.write(f"Figures written to {options['json_path']}")
+        self.stdout.write("\n".join(report_lines(figures)))
