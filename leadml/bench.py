@@ -524,6 +524,7 @@ def bench_http(*, tenant: str, records: Sequence[dict[str, Any]], config: BenchC
     try:
         with serving(workers=workers, log_path=log_path) as server:
             figures["health_status"], figures["access_log"] = server.health_status, server.access_log
+            figures["health_first_failure"] = server.health_first_failure
             warmup = _warm_up(session, server, clients=max(config.clients),
                               seconds=min(WARMUP_SECONDS, config.duration))
             sides = [LoadTarget("predict", server, PREDICT_PATH, True), LoadTarget("floor", server, FLOOR, False)]
@@ -907,6 +908,10 @@ def _http_lines(http_figures: Mapping[str, Any], rows: int) -> list[str]:
         f"HTTP (manage.py serve: gunicorn {http_figures['workers']} workers x {http_figures['threads']} threads, "
         f"access log {access_log}; /health {http_figures['health_status']}; server exit code "
         f"{http_figures.get('server_exit_code')}; log {http_figures['server_log']})",
+    ]
+    if http_figures.get("health_first_failure"):
+        lines.append(f"  (while starting, /health first answered {http_figures['health_first_failure']})")
+    lines += [
         f"{'':36}{'p50':>11}{'p99':>11}{'max':>11}{'req/s':>9}{'CPU ms':>8}{'ok':>8}{'errors':>7}{'stored':>8}"
         "  RSS per worker",
     ]

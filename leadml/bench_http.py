@@ -102,6 +102,8 @@ class Server:
     log_path: Path
     access_log: bool
     health_status: int | None = None
+    # What /health said the first time it answered anything but 200, to say why.
+    health_first_failure: str | None = None
 
     def log_tail(self, lines: int = 30) -> str:
         try:
@@ -124,7 +126,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise ServeFailed(f"serve exited with {self.process.returncode}:\n{self.log_tail()}")
-            self.health_status = _health_status(self.port)
+            self.health_status, body = _health(self.port)
+            if self.health_status not in (None, 200) and self.health_first_failure is None:
+                self.health_first_failure = f"{self.health_status} {body[:ERROR_SAMPLE_CHARS].decode(errors='replace')}"
             if self.health_status == 200:
                 return
             if self.health_status == 503:
@@ -146,15 +150,15 @@ class Server:
         return self.process.returncode
 
 
-def _health_status(port: int) -> int | None:
+def _health(port: int) -> tuple[int | None, bytes]:
+    """GET /health: the status (None: no answer yet) and the body."""
     connection_ = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
         connection_.request("GET", "/health")
         response = connection_.getresponse()
-        response.read()
-        return response.status
+        return response.status, response.read()
     except (OSError, http.client.HTTPException):
-        return None
+        return None, b""
     finally:
         connection_.close()
 
