@@ -659,19 +659,24 @@ def where_the_time_goes(
     finally:
         api_token_revoke(token=token)
     if "errors" in missed:
-        found["errors"] = _http_errors(figures["http"])
+        found["errors"] = _errors_seen(figures)
     return found
 
 
-def _http_errors(http_figures: Mapping[str, Any]) -> dict[str, Any]:
+def _errors_seen(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """The HTTP errors by kind with a sample answer of each, and the rows stored against those answered."""
+    service, http_figures = figures["service"], figures.get("http") or {}
     kinds: dict[str, int] = {}
     samples: dict[str, str] = {}
-    for load in http_figures["loads"]:
+    for load in [*http_figures.get("loads", []), *([http_figures["batch"]] if http_figures else [])]:
         for kind, count in load["error_kinds"].items():
             kinds[kind] = kinds.get(kind, 0) + count
         for kind, sample in load["error_samples"].items():
             samples.setdefault(kind, sample)
-    return {"error_kinds": kinds, "error_samples": samples,
+    stored = {"service": [service["stored"], service["answered"]]}
+    if http_figures:
+        stored["http"] = [http_figures["stored"], http_figures["answered"]]
+    return {"error_kinds": kinds, "error_samples": samples, "stored_answered": stored,
             "database_locked_lines": http_figures.get("database_locked_lines", 0)}
 
 
@@ -955,8 +960,9 @@ def _where_lines(found: Mapping[str, Any]) -> list[str]:
     for topic, breakdown in found.items():
         if topic == "errors":
             lines.append(
-                f"  HTTP errors: {breakdown['error_kinds']}; '{DATABASE_LOCKED}' in the server log "
-                f"{breakdown['database_locked_lines']} times; first answers: {breakdown['error_samples']}"
+                f"  errors: {breakdown['error_kinds']}; '{DATABASE_LOCKED}' in the server log "
+                f"{breakdown['database_locked_lines']} times; stored / answered {breakdown['stored_answered']}; "
+                f"first answers: {breakdown['error_samples']}"
             )
             continue
         chain = " > ".join(f"{part['name']} {part['ms']:,.2f}" for part in breakdown["chain"])

@@ -189,3 +189,42 @@ def test_floor_answers_a_constant_behind_the_token_check(
         assert response.status_code == 200
         assert response.json() == {"success": True, "floor": True}
     assert "/bench/floor" not in api.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+
+def _load(label: str, clients: int, *, rps: float, p50: float, p99: float, top: float, errors: int = 0) -> dict:
+    ok = int(rps * 10)
+    return {"label": label, "path": f"/{label}", "clients": clients, "requests_per_s": rps, "p50_ms": p50,
+            "p99_ms": p99, "max_ms": top, "errors": errors, "ok": ok, "stored": ok if label == "predict" else None,
+            "error_kinds": {"500": errors} if errors else {}, "error_samples": {}}
+
+
+def test_targets_are_ratios_to_the_floor_of_the_same_run() -> None:
+    from leadml.bench import targets_check
+
+    figures = {
+        "machine": {"database": {"vendor": "sqlite"}},
+        "bare": {"batch": {"median_ms": 100.0}},
+        "service": {"batch": {"median_ms": 150.0}, "batch_rows": 10_000, "stored": 5, "answered": 5},
+        "http": {
+            "loads": [
+                _load("predict", 1, rps=100, p50=8.0, p99=12.0, top=20.0),
+                _load("floor", 1, rps=300, p50=5.0, p99=8.0, top=15.0),
+                _load("predict", 8, rps=69, p50=40.0, p99=60.0, top=101.0),
+                _load("floor", 8, rps=100, p50=10.0, p99=30.0, top=50.0, errors=1),
+            ],
+            "batch": {"median_ms": 250.0},
+            "stored": 10, "answered": 10,
+        },
+    }
+    verdicts = {check.name: check.verdict for check in targets_check(figures)}
+    assert verdicts == {
+        "/predict, 8 clients: req/s / floor's": "MISS",  # 0.69 < 0.70
+        "/predict, 8 clients: p99 / floor's p99": "PASS",  # exactly 2x
+        "/predict, 8 clients: slowest request": "MISS",  # 101 ms
+        "/predict, 8 clients: errors; stored = answered": "PASS",
+        "/predict, 1 client: p50 - floor's p50": "PASS",  # +3 ms exactly
+        "batch 10,000 in-process / bare predict_proba": "PASS",  # 1.5x exactly
+        "batch 10,000 over HTTP / bare predict_proba": "PASS",  # 2.5x exactly
+        "SQLite: errors at 8 clients (/predict, floor)": "MISS",  # the floor's error counts too
+        "stored = answered, every phase": "PASS",
+    }
