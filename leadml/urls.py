@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from leadml.bench_floor import floor_urlpatterns
 from leadml.health import HealthApi
 from monitoring.apis import (
     ModelRetrainApi,
@@ -40,3 +41,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("admin/", admin.site.urls),
 ]
+# Only for `manage.py bench` (LEADML_BENCH_FLOOR=1): a constant answer behind the same
+# authentication and throttle, the floor /predict is measured against.
+urlpatterns += floor_urlpatterns()

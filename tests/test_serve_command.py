@@ -459,3 +459,12 @@ def test_serve_runs_without_debug_and_serves_the_admins_hashed_static_files(
     # DEBUG is off: an unknown URL is a plain 404, not Django's page listing every route.
     status, missing = _request(server.port, "GET", "/no-such-page")
     assert status == 404 and "URLconf" not in str(missing)
+
+
+@pytest.mark.parametrize("access_log", [False, True])
+def test_gunicorn_writes_an_access_log_only_when_asked(access_log: bool) -> None:
+    from leadml.management.commands.serve import Command
+
+    argv = Command()._gunicorn_argv("127.0.0.1:8001", 1, 1, 30, 8.0, access_log)
+    assert ("--access-logfile" in argv) is access_log
+    assert argv[argv.index("--error-logfile") + 1] == "-"  # errors are logged either way

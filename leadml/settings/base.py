@@ -73,6 +73,10 @@ REQUEST_TIMEOUT_SECONDS = env.int("LEADML_REQUEST_TIMEOUT_SECONDS", default=120)
 # processes and threads already; more native threads only fight over the cores.
 LEADML_SERVING_NATIVE_THREADS = env.int("LEADML_SERVING_NATIVE_THREADS", default=1)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
+# Gunicorn's access log, one line per request (`manage.py serve --access-log`). Off by
+# default: a line costs about 50-75 µs of CPU, some 2 % of the cheapest authenticated
+# request (BENCHMARKS.md), and a proxy or load balancer in front usually logs requests.
+LEADML_ACCESS_LOG = env.bool("LEADML_ACCESS_LOG", default=False)
 
 DJANGO_APPS = [
     "django.contrib.admin",
@@ -227,6 +231,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leadml.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
+# `/bench/floor` (leadml/bench_floor.py): routed only in the server `manage.py bench` starts.
+LEADML_BENCH_FLOOR = env.bool("LEADML_BENCH_FLOOR", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadml API",
     "DESCRIPTION": "Lead-conversion scoring and customer-lifetime-value prediction for B2B sales.",

@@ -16,6 +16,7 @@ first starts, jobs lost with an earlier worker are queued again or ended (the re
 """
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -197,6 +198,12 @@ class Command(BaseCommand):
             help="Seconds before gunicorn restarts a worker whose main loop is stuck (default: %(default)s).",
         )
         parser.add_argument(
+            "--access-log",
+            action=argparse.BooleanOptionalAction,
+            default=settings.LEADML_ACCESS_LOG,
+            help="Gunicorn's access log, one line per request on stdout (default: LEADML_ACCESS_LOG).",
+        )
+        parser.add_argument(
             "--reload",
             action="store_true",
             help="Development: Django's runserver, restarting on code changes, instead of gunicorn.",
@@ -224,6 +231,7 @@ class Command(BaseCommand):
         with_worker: bool = not options["no_worker"]
         self._dev = bool(options["dev"])
         stop_timeout: float = options["stop_timeout"]
+        access_log: bool = options["access_log"]
         if not 0 < port < 65536:
             raise CommandError(f"--port must be between 1 and 65535, not {port}.")
         if workers < 1:
@@ -241,7 +249,7 @@ class Command(BaseCommand):
         web = (
             Child("runserver", [sys.executable, manage_py, "runserver", address], interrupt_group=True)
             if reload
-            else Child("gunicorn", self._gunicorn_argv(address, workers, threads, timeout, stop_timeout))
+            else Child("gunicorn", self._gunicorn_argv(address, workers, threads, timeout, stop_timeout, access_log))
         )
         web.env = serving_thread_env()
         children = [web]
@@ -294,7 +302,9 @@ class Command(BaseCommand):
                 returncode=code if code and code > 0 else 1,
             )
 
-    def _gunicorn_argv(self, address: str, workers: int, threads: int, timeout: int, stop_timeout: float) -> list[str]:
+    def _gunicorn_argv(
+        self, address: str, workers: int, threads: int, timeout: int, stop_timeout: float, access_log: bool
+    ) -> list[str]:
         argv = [
             sys.executable,  # `-m gunicorn` uses this interpreter's packages, whatever PATH says
             "-m",
@@ -318,8 +328,6 @@ class Command(BaseCommand):
             # SIGKILL it while it is still shutting down in order.
             "--graceful-timeout",
             str(max(1, int(stop_timeout) - 1)),
-            "--access-logfile",
-            "-",
             "--error-logfile",
             "-",
             "--log-level",
@@ -331,6 +339,8 @@ class Command(BaseCommand):
             # unprivileged container user may have no writable home. Nothing uses it.
             "--no-control-socket",
         ]
+        if access_log:
+            argv += ["--access-logfile", "-"]
         # The worker heartbeat file is written every few seconds; on Docker's overlay
         # filesystem that can block long enough to get healthy workers killed.
         if Path("/dev/shm").is_dir() and os.access("/dev/shm", os.W_OK):
