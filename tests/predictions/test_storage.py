@@ -8,10 +8,19 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
+from predictions import storage
 from predictions.models import Prediction
 from predictions.storage import PredictionBatch, PredictionRow, predictions_insert
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True, params=["copy", "insert"])
+def postgresql_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both PostgreSQL paths: COPY, and the one INSERT ... RETURNING of small writes
+    (5,000 rows stay under PostgreSQL's 65,535 parameters; SQLite runs bulk_create either way)."""
+    monkeypatch.setattr(storage, "INSERT_MAX_ROWS", 0 if request.param == "copy" else 5000)
+    return request.param
 
 
 def _row(index: int, batch_id: uuid.UUID) -> PredictionRow:
