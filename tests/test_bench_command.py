@@ -26,6 +26,7 @@ BATCH_ROWS = 150
 BATCH_RUNS = 2
 
 
+@pytest.mark.single_database
 @pytest.mark.django_db
 def test_bench_in_process_reports_every_figure_and_stores_every_answer(tmp_path: Path) -> None:
     json_path = tmp_path / "bench.json"
@@ -82,6 +83,7 @@ def _bench_database_url(tmp_path: Path, env: dict[str, str]) -> str:
     return url
 
 
+@pytest.mark.single_database
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads the workers' memory from Linux's /proc")
 @pytest.mark.django_db(transaction=True)
 def test_bench_over_http_reports_the_floor_memory_and_every_target(tmp_path: Path) -> None:
@@ -125,6 +127,7 @@ def test_bench_over_http_reports_the_floor_memory_and_every_target(tmp_path: Pat
     assert "POST /bench/floor, 8 clients" in text and "RSS per worker" in text and "access log, floor" in text
 
 
+@pytest.mark.single_database
 @pytest.mark.django_db
 def test_bench_monitoring_times_every_window_and_reuses_its_data(tmp_path: Path, settings) -> None:
     # Fewer than the window holds, so the time-stratified sample is taken too.

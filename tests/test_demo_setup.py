@@ -13,6 +13,7 @@ from predictions.models import Prediction
 from registry.models import ModelVersion
 
 
+@pytest.mark.single_database
 @pytest.mark.django_db
 def test_demo_setup_trains_both_models_and_scores_two_weeks_of_traffic_once(tmp_path: Path) -> None:
     token_file = tmp_path / "token"

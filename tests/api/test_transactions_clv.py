@@ -122,6 +122,7 @@ def test_unreadable_amounts_and_dates_name_the_column(
     assert next(iter(bad)) in response.json()["error"]
 
 
+@pytest.mark.single_database
 def test_btyd_trains_on_the_customer_table_and_scores_transactions(
     api: APIClient, log_rows: list[dict[str, Any]]
 ) -> None:

@@ -58,6 +58,7 @@ def _monitoring(api: APIClient, **params: Any) -> dict[str, Any]:
     return response.json()
 
 
+@pytest.mark.single_database
 @pytest.mark.django_db
 def test_monitoring_tells_a_faithful_window_from_a_shifted_one_and_retrains(
     api: APIClient, django_capture_on_commit_callbacks: Any

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 from sklearn.model_selection import train_test_split
@@ -22,6 +23,7 @@ from tests.conftest import TENANT, shared_dataset, train_inline
 SAMPLE_ROWS = 5000
 
 
+@pytest.mark.single_database
 def test_bank_marketing_gradient_boosting_reaches_reference_auc(db: None, api: APIClient) -> None:
     path = shared_dataset("bank_marketing_additional/bank-additional-full.csv")
     frame = pd.read_csv(path, sep=";").drop(columns=["duration"])  # known only after the call: leakage
