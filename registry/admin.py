@@ -5,7 +5,8 @@ actor, and is also written to the admin's own history (LogEntry) with its reason
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from django import forms
 from django.contrib import admin, messages

@@ -229,7 +229,7 @@ def infer_schema(
         lowered = str(name).lower()
         chosen = name in keep_set
 
-        def overruled(heuristic: str) -> None:
+        def overruled(heuristic: str, name: str = name) -> None:
             warnings.append(f"{name}: chosen, so kept, although it looks like {heuristic}")
 
         id_named = IDENTIFIER_NAME.search(lowered) is not None

@@ -180,7 +180,9 @@ def _engineered(
             counts = values.dropna().value_counts()
             codes = {value: code for code, value in enumerate(counts.index[:MAX_CATEGORY_CODES])}
             other = float(min(len(codes), MAX_CATEGORY_CODES))
-            encoded = values.map(lambda value: np.nan if pd.isna(value) else codes.get(value, other)).astype(float)
+            encoded = values.map(
+                lambda value, codes=codes, other=other: np.nan if pd.isna(value) else codes.get(value, other)
+            ).astype(float)
             columns.append(encoded.to_numpy())
             categorical.append(True)
         else:

@@ -337,7 +337,7 @@ def _powers(
         else:
             correlation = ranks.corrwith(target.rank(method="average"))
             powers |= {name: (None if pd.isna(value) else abs(float(value))) for name, value in correlation.items()}
-    for name, kind in kinds.items():
+    for name in kinds:
         if name in powers:
             continue
         codes = _codes(frame[name], numbers.get(name))

@@ -91,6 +91,10 @@ class TransactionColumns:
 # --- Parsing ---------------------------------------------------------------------
 
 
+# One shared default (the dataclass is frozen): the log's usual column names.
+DEFAULT_COLUMNS = TransactionColumns()
+
+
 def _is_missing(value: Any) -> bool:
     if value is None or value is pd.NaT:
         return True
@@ -223,9 +227,7 @@ class TransactionLog:
         }
 
 
-def normalise_transactions(
-    frame: pd.DataFrame, columns: TransactionColumns = TransactionColumns()
-) -> pd.DataFrame:
+def normalise_transactions(frame: pd.DataFrame, columns: TransactionColumns = DEFAULT_COLUMNS) -> pd.DataFrame:
     """Return the log as columns customer_id (str), date (datetime64, day, tz-naive), amount (float).
 
     See `read_transactions`, which also says how many lines had no customer id.
@@ -233,7 +235,7 @@ def normalise_transactions(
     return read_transactions(frame, columns).log
 
 
-def read_transactions(frame: pd.DataFrame, columns: TransactionColumns = TransactionColumns()) -> TransactionLog:
+def read_transactions(frame: pd.DataFrame, columns: TransactionColumns = DEFAULT_COLUMNS) -> TransactionLog:
     """Normalise a raw log: one row per input row with a customer id, sorted by customer and date.
 
     Lines without a customer id are skipped and counted. Raises DataError naming the

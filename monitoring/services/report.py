@@ -321,7 +321,7 @@ def _as_comparable(frame: pd.DataFrame, schema: FeatureSchema, at: pd.Series) ->
             # A list field compares by how many of the model's tags each record carries.
             known = set(column.categories)
             out[column.name] = values.map(
-                lambda value: float(len(tags & known)) if (tags := tag_set(value)) is not None else np.nan
+                lambda value, known=known: float(len(tags & known)) if (tags := tag_set(value)) is not None else np.nan
             ).astype(float)
         else:
             out[column.name] = values.map(lambda value: str(value).strip().lower() if value is not None else None)

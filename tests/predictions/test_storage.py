@@ -131,7 +131,7 @@ def test_awkward_rows_read_back_exactly_too():
 
     ids = predictions_insert(rows)
 
-    for prediction_id, row in zip(ids, rows):
+    for prediction_id in ids:
         prediction = Prediction.objects.get(pk=prediction_id)
         assert prediction.input == AWKWARD and prediction.entity_id == "a\\b\tc"
 
