@@ -57,6 +57,7 @@ def test_every_bad_line_of_an_upload_is_named(api: APIClient) -> None:
     assert not Dataset.objects.exists()
 
 
+@pytest.mark.single_database
 def test_a_refunded_customer_scores_with_a_warning_and_bad_records_are_all_named(api: APIClient) -> None:
     dataset_id = upload(api, orders()).json()["dataset_id"]
     job = train_inline(TENANT, "customer_lifetime_value", "linear_regression", "clv", {"dataset_id": dataset_id})
