@@ -18,7 +18,8 @@ from registry.services import api_token_create
 from tests.conftest import TENANT, make_dataset, train_inline
 from training.models import TrainingJob
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The admin in a real browser: its queries are the ORM's, run on PostgreSQL by tests/admin.
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.single_database]
 LEAD = "lead_conversion"
 PASSWORD = "a-long-admin-password"
 WAIT_SECONDS = 60

@@ -52,6 +52,7 @@ def train(client: APIClient, tenant: str, name: str, capture: Any, **config: Any
     return response, client.get(f"/jobs/{response.json()['job_id']}").json()
 
 
+@pytest.mark.single_database  # the CRM database is PostgreSQL in both passes
 def test_train_with_only_the_crm_fields_reads_the_crm_and_matches_the_upload(
     db: None, crm_db: CrmDatabase, django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -247,6 +248,7 @@ def test_source_check_prints_columns_and_counts(db: None, crm_db: CrmDatabase) -
     assert "postgres:***@" in text and PASSWORD not in text
 
 
+@pytest.mark.single_database  # the CRM database is PostgreSQL in both passes
 def test_lifetime_value_trains_from_a_purchase_log(
     db: None, crm_db: CrmDatabase, django_capture_on_commit_callbacks: Any
 ) -> None:
