@@ -5,8 +5,10 @@ from typing import Any
 
 import pandas as pd
 from django.core.exceptions import ValidationError
+from django.db.models.fields.json import KeyTextTransform
 
 from leadml.errors import NotFoundError
+from registry.models import ModelVersion
 from training.models import Dataset, DatasetRow, TrainingJob
 
 
@@ -69,3 +71,29 @@ def training_frame(*, tenant: str, model_type: str, dataset_id: object | None = 
         records.append({key: value for key, value in data.items() if key != target})
         labels.append(label)
     return pd.DataFrame.from_records(records), pd.Series(labels, dtype=float)
+
+
+def dataset_for_outcomes(*, tenant: str, model_type: str, active: ModelVersion | None) -> Dataset | None:
+    """The dataset outcomes join: the active model's own, else the tenant's latest one."""
+    datasets = Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY)
+    config = (active.training_config or {}) if active is not None else {}
+    dataset_id = config.get("dataset_id")
+    if not dataset_id and active is not None and config.get("source"):
+        # Trained from a data source: the snapshot its job read.
+        job = TrainingJob.objects.filter(model_version=active).exclude(dataset=None).only("dataset_id").first()
+        dataset_id = job.dataset_id if job is not None else None
+    if dataset_id:
+        dataset = datasets.filter(pk=dataset_id).first()
+        if dataset is not None:
+            return dataset
+    return datasets.order_by("-created_at").first()
+
+
+def dataset_target_values(*, dataset: Dataset, limit: int) -> list[Any]:
+    """Up to `limit` distinct raw target values of the dataset's uploaded (not outcome) rows."""
+    return list(
+        dataset.rows.exclude(source=DatasetRow.Source.OUTCOME)
+        .annotate(target_value=KeyTextTransform(dataset.target, "data"))
+        .values_list("target_value", flat=True)
+        .distinct()[:limit]
+    )

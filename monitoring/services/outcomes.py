@@ -1,4 +1,4 @@
-"""Record what really happened to scored leads and customers (SPEC §3 outcomes).
+"""Record what really happened to scored leads and customers (README, "Monitoring and retraining").
 
 Each outcome is linked to the latest prediction made for its entity and appended to the
 tenant's training rows (the prediction's input plus the outcome, `source=outcome`), so
@@ -18,8 +18,6 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Max
-from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -30,12 +28,12 @@ from predictions.models import Prediction
 from predictions.public_ids import MAX_ID as PUBLIC_MAX_ID
 from predictions.public_ids import internal_id
 from registry.selectors import model_version_get_active
-from training.models import Dataset, DatasetRow
+from training.models import Dataset
+from training.selectors import dataset_for_outcomes, dataset_target_values
+from training.services.outcome_rows import RowChange, outcome_rows_write, outcomes_dataset_lock
 
 logger = logging.getLogger(__name__)
 
-# Target column of the dataset created for a tenant's outcomes when it has no dataset.
-OUTCOMES_DATASET_TARGET = "outcome"
 # Outcomes observed before this year are refused as typos.
 EARLIEST_OBSERVED = 1970
 # Largest id a prediction can have (a 64-bit primary key).
@@ -213,12 +211,7 @@ def _target_values(dataset: Dataset) -> set[str]:
     """The target values the dataset's uploaded rows use (cached on the instance for the call)."""
     cached = getattr(dataset, "_target_values", None)
     if cached is None:
-        values = (
-            dataset.rows.exclude(source=DatasetRow.Source.OUTCOME)
-            .annotate(target_value=KeyTextTransform(dataset.target, "data"))
-            .values_list("target_value", flat=True)
-            .distinct()[:TARGET_VALUES_LIMIT]
-        )
+        values = dataset_target_values(dataset=dataset, limit=TARGET_VALUES_LIMIT)
         cached = {text for text in map(normalise_label_text, values) if text is not None}
         dataset._target_values = cached  # type: ignore[attr-defined]
     return cached
@@ -294,34 +287,13 @@ def _link(items: list[_Item], *, tenant: str, model_type: str, rejected: list[di
 
 
 def _target_dataset(*, tenant: str, model_type: str) -> Dataset | None:
-    """The dataset outcomes join: the active model's own, else the tenant's latest one."""
     active = model_version_get_active(tenant=tenant, model_type=model_type)
-    datasets = Dataset.objects.filter(tenant=tenant, model_type=model_type, status=Dataset.Status.READY)
-    dataset_id = (active.training_config or {}).get("dataset_id") if active else None
-    if not dataset_id and active is not None and (active.training_config or {}).get("source"):
-        # Trained from a data source: the snapshot its job read.
-        job = active.training_jobs.exclude(dataset=None).only("dataset_id").first()
-        dataset_id = job.dataset_id if job is not None else None
-    if dataset_id:
-        dataset = datasets.filter(pk=dataset_id).first()
-        if dataset is not None:
-            return dataset
-    return datasets.order_by("-created_at").first()
+    return dataset_for_outcomes(tenant=tenant, model_type=model_type, active=active)
 
 
 @transaction.atomic
 def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset | None, result: OutcomesResult) -> None:
-    if dataset is None:
-        dataset = Dataset.objects.create(
-            tenant=tenant,
-            model_type=model_type,
-            name="outcomes",
-            target=OUTCOMES_DATASET_TARGET,
-            columns=[],
-            source_filename="POST /outcomes",
-        )
-    # Locks the dataset row: concurrent outcome calls append after each other.
-    dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+    dataset = outcomes_dataset_lock(tenant=tenant, model_type=model_type, dataset=dataset)
     result.dataset_id = str(dataset.pk)
     existing = {
         outcome.entity_key: outcome
@@ -329,79 +301,49 @@ def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset
             tenant=tenant, model_type=model_type, entity_key__in={item.entity_key for item in items}
         )
     }
-    next_row = (dataset.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
-    new_rows: list[DatasetRow] = []
+    # Outcomes that get a new training row, by entity, in the order the rows are written.
+    pending: dict[str, tuple[Outcome, _Item]] = {}
     new_outcomes: list[Outcome] = []
     changed_outcomes: dict[int, Outcome] = {}
-    changed_rows: dict[int, DatasetRow] = {}
-
-    def new_row(item: _Item) -> DatasetRow:
-        nonlocal next_row
-        row = DatasetRow(
-            dataset=dataset,
-            tenant=tenant,
-            model_type=model_type,
-            row_number=next_row,
-            data=_training_row(item, dataset.target),
-            label=item.label,
-            source=DatasetRow.Source.OUTCOME,
-        )
-        next_row += 1
-        new_rows.append(row)
-        return row
-
+    changed_rows: dict[int, RowChange] = {}
     for item in items:
         outcome = existing.get(item.entity_key)
         # An outcome's row must live in the dataset outcomes now join (the active model's):
         # one deleted, or left in a dataset the model no longer trains on, is written again.
-        row = outcome.dataset_row if outcome is not None else None
-        row_current = row is not None and row.dataset_id == dataset.pk
+        # A row this call is about to write is current too.
+        row_pending = item.entity_key in pending
+        row = outcome.dataset_row if outcome is not None and not row_pending else None
+        row_current = row_pending or (row is not None and row.dataset_id == dataset.pk)
         if outcome is not None and outcome.label == item.label and outcome.value == item.value and row_current:
             result.duplicates += 1
             continue
-        if outcome is not None:
-            _fill(outcome, item)
-            if row_current:
-                row.data = _training_row(item, dataset.target)
-                row.label = item.label
-                if row.pk is not None:
-                    changed_rows[row.pk] = row
-            else:
-                outcome.dataset_row = new_row(item)
+        if outcome is None:
+            outcome = Outcome(tenant=tenant, model_type=model_type, entity_id=item.entity_id, entity_key=item.entity_key)
+            new_outcomes.append(outcome)
+            existing[item.entity_key] = outcome  # a repeat within the same call updates it in memory
+            result.stored += 1
+        else:
             if outcome.pk is not None:
                 changed_outcomes[outcome.pk] = outcome
             result.updated += 1
-            continue
-        outcome = Outcome(
-            tenant=tenant,
-            model_type=model_type,
-            entity_id=item.entity_id,
-            entity_key=item.entity_key,
-            value=item.value,
-            label=item.label,
-            observed_at=item.observed_at,
-        )
         _fill(outcome, item)
-        outcome.dataset_row = new_row(item)
-        new_outcomes.append(outcome)
-        existing[item.entity_key] = outcome  # a repeat within the same call updates it in memory
-        result.stored += 1
-    # bulk_create returns primary keys on PostgreSQL and SQLite; the outcomes' links to
-    # their rows pick them up when they are saved in turn.
-    DatasetRow.objects.bulk_create(new_rows, batch_size=2000)
+        if row is not None and row_current:
+            changed_rows[row.pk] = RowChange(row=row, data=_training_row(item, dataset.target), label=item.label)
+        else:
+            pending[item.entity_key] = (outcome, item)
+    new_rows = outcome_rows_write(
+        dataset=dataset,
+        new=[(_training_row(item, dataset.target), item.label) for _, item in pending.values()],
+        changed=list(changed_rows.values()),
+    )
+    for (outcome, _), row in zip(pending.values(), new_rows, strict=True):
+        outcome.dataset_row = row
     Outcome.objects.bulk_create(new_outcomes, batch_size=2000)
-    DatasetRow.objects.bulk_update(list(changed_rows.values()), ["data", "label"], batch_size=2000)
-    for outcome in changed_outcomes.values():
-        outcome.dataset_row = outcome.dataset_row  # a row created above: take its new key
     Outcome.objects.bulk_update(
         list(changed_outcomes.values()),
         ["value", "label", "observed_at", "prediction", "model_version", "dataset_row", "updated_at"],
         batch_size=2000,
     )
-    if new_rows:
-        Dataset.objects.filter(pk=dataset.pk).update(
-            row_count=F("row_count") + len(new_rows), labelled_row_count=F("labelled_row_count") + len(new_rows)
-        )
 
 
 def _training_row(item: _Item, target: str) -> dict[str, Any]:
