@@ -1,6 +1,6 @@
 """The model card of the admin: a version's training report, charts and history in one context.
 
-Charts are SVG strings from leadml.charts (server-rendered, no network); the numbers come
+Charts are SVG strings from oversight.charts (server-rendered, no network); the numbers come
 from what training stored with the version (metrics, curves, report) and from the
 prediction log and monitoring report (usage, performance over time, drift).
 """
@@ -14,7 +14,7 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
-from leadml.charts import (
+from oversight.charts import (
     Series,
     bar_chart,
     heatmap_chart,

@@ -18,12 +18,12 @@ from registry.services import api_token_create
 from tests.conftest import TENANT, make_dataset, train_inline
 from training.models import TrainingJob
 
-# The admin in a real browser: its queries are the ORM's, run on PostgreSQL by tests/admin.
+# The admin in a real browser: its queries are the ORM's, run on PostgreSQL by tests/oversight.
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.single_database]
 LEAD = "lead_conversion"
 PASSWORD = "a-long-admin-password"
 WAIT_SECONDS = 60
-# Charts a lead model's card draws (leadml/charts.py via oversight/card.py).
+# Charts a lead model's card draws (oversight/charts.py via oversight/card.py).
 LEAD_CHARTS = 8
 
 

@@ -1,3 +1,4 @@
+"""Outcomes, monitoring events, trigger settings, tenant webhooks and source sync states in the admin."""
 import secrets
 
 from django import forms

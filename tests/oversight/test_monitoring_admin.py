@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from monitoring.models import MonitoringEvent, Outcome, TenantWebhook, TriggerSettings
 from monitoring.services.triggers import TRIGGER_FIELDS
 from registry.models import ModelVersion
-from tests.admin.conftest import LEAD, post_outcomes, score_leads
+from tests.oversight.conftest import LEAD, post_outcomes, score_leads
 from tests.conftest import TENANT
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from registry.authentication import hash_key
 from registry.models import ApiToken
-from tests.admin.conftest import messages_of
+from tests.oversight.conftest import messages_of
 from tests.conftest import TENANT
 
 pytestmark = pytest.mark.django_db

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from leadml.charts import (
+from oversight.charts import (
     BLUE,
     RED,
     Series,
@@ -22,7 +22,7 @@ from leadml.charts import (
     stacked_bar_chart,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SVG = "{http://www.w3.org/2000/svg}"
 HOSTILE = '<b>&"x"'
 HOSTILE_ESCAPED = "&lt;b&gt;&amp;&quot;x&quot;"
@@ -275,7 +275,7 @@ def test_nice_ticks_use_one_round_step(low: float, high: float) -> None:
 
 
 def test_importing_charts_does_not_import_django() -> None:
-    code = "import sys, leadml.charts; assert 'django' not in sys.modules"
+    code = "import sys, oversight.charts; assert 'django' not in sys.modules"
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert completed.returncode == 0, completed.stderr
 

@@ -9,7 +9,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from registry.models import ModelVersion
-from tests.admin.conftest import card_url, charts_of, score_leads
+from tests.oversight.conftest import card_url, charts_of, score_leads
 
 pytestmark = pytest.mark.django_db
 LEAD_CHARTS = {

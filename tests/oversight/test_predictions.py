@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from predictions.models import Prediction
-from tests.admin.conftest import (
+from tests.oversight.conftest import (
     FAST_LEAD_GRID,
     LEAD,
     lead_features,

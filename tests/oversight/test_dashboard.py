@@ -10,7 +10,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from registry.models import ModelVersion
-from tests.admin.conftest import card_url, score_leads
+from tests.oversight.conftest import card_url, score_leads
 
 pytestmark = pytest.mark.django_db
 ROW = re.compile(r'<tr class="leadml-dashboard-row">(.*?)</tr>', re.DOTALL)

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client
 
 from registry.models import ModelVersion
-from tests.admin.conftest import LEAD, messages_of
+from tests.oversight.conftest import LEAD, messages_of
 from tests.conftest import TENANT
 from training.models import TrainingJob
 

@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from tests.admin.conftest import LEAD, messages_of
+from tests.oversight.conftest import LEAD, messages_of
 from tests.conftest import TENANT, make_dataset
 from training.models import Dataset, DatasetRow
 

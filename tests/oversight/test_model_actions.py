@@ -9,7 +9,7 @@ from django.core.files.storage import storages
 from django.test import Client
 
 from registry.models import ModelVersion, PromotionEvent
-from tests.admin.conftest import action_url, card_url, messages_of
+from tests.oversight.conftest import action_url, card_url, messages_of
 from tests.conftest import TENANT
 from training.models import TrainingJob
 

@@ -17,9 +17,9 @@ from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
 from leadml.errors import ApplicationError
-from oversight.lookups import object_or_404
 from monitoring.services.retrain import retrain_evaluate, retrain_request
 from oversight.card import model_card
+from oversight.lookups import object_or_404
 from registry.cache import bundle_forget
 from registry.models import ApiToken, ModelVersion, PromotionEvent
 from registry.services import (
