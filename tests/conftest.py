@@ -19,7 +19,7 @@ from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
-from training.services.jobs import training_job_run
+from training.services.jobs import training_job_run_now
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TENANT = "tenant-a"
@@ -114,13 +114,10 @@ def train_inline(
     tenant: str, model_type: str, algorithm: str, name: str, config: dict[str, Any] | None = None
 ) -> TrainingJob:
     """Run a training job in-process (as the worker would) and return it finished."""
-    job = TrainingJob.objects.create(
+    return training_job_run_now(
         tenant=tenant, model_type=model_type, algorithm=algorithm, model_name=name,
         training_config={"cv_folds": 3, **(config or {})}, requested_by="test",
     )
-    training_job_run(job_id=job.pk)
-    job.refresh_from_db()
-    return job
 
 
 @pytest.fixture

@@ -63,7 +63,13 @@ def test_job_lost_with_its_worker_is_claimed_again(db: None, lead_rows: list[dic
 
 def test_failing_job_ends_failed_and_registers_nothing(db: None, lead_rows: list[dict[str, Any]]) -> None:
     make_dataset(TENANT, "lead_conversion", lead_rows)
-    job = train_inline(TENANT, "lead_conversion", "logistic_regression", "broken", {"features": ["no_such_column"]})
+    # Queued while the column existed (creation refuses it now): the run finds it gone.
+    job = TrainingJob.objects.create(
+        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="broken",
+        training_config={"features": ["no_such_column"]}, requested_by="test",
+    )
+    training_job_run(job_id=job.pk)
+    job.refresh_from_db()
     assert job.status == "failed"
     assert "no_such_column" in job.error
     assert not ModelVersion.objects.filter(name="broken").exists()

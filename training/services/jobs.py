@@ -121,6 +121,38 @@ def training_job_create(
     when two schedulers race. When the broker cannot take the task the row is deleted
     again and JobQueueUnavailableError (503) raised: nothing stays queued.
     """
+    training_config, dataset = _request_check(
+        tenant=tenant, model_type=model_type, algorithm=algorithm, model_name=model_name, training_config=training_config
+    )
+    withdrawn: list[JobQueueUnavailableError] = []
+    try:
+        with transaction.atomic():
+            job = TrainingJob.objects.create(
+                tenant=tenant,
+                model_type=model_type,
+                algorithm=algorithm,
+                model_name=model_name,
+                training_config=training_config,
+                dataset=dataset,
+                requested_by=requested_by,
+                retrain_of=retrain_of,
+                retrain_reason=retrain_reason,
+            )
+            transaction.on_commit(lambda: _enqueue_or_withdraw(job_id=str(job.id), withdrawn=withdrawn))
+    except IntegrityError as error:
+        if retrain_of is None:
+            raise
+        raise ConflictError(f"a retrain of '{model_name}' is already queued or running") from error
+    if withdrawn:
+        raise withdrawn[0]
+    logger.info("training_job_created id=%s tenant=%s model_type=%s algorithm=%s", job.id, tenant, model_type, algorithm)
+    return job
+
+
+def _request_check(
+    *, tenant: str, model_type: str, algorithm: str, model_name: str, training_config: dict[str, Any]
+) -> tuple[dict[str, Any], Dataset | None]:
+    """Refuse a training request that cannot train (400 naming the field); return its config and dataset."""
     config = training_config_parse(training_config)
     try:
         grids_for(model_type, algorithm, config.param_grid)
@@ -154,29 +186,38 @@ def training_job_create(
                 details={"user_id": ["not enough training data"]},
             )
     model_name_check_type(tenant=tenant, name=model_name, model_type=model_type)
+    return training_config, dataset
 
-    withdrawn: list[JobQueueUnavailableError] = []
-    try:
-        with transaction.atomic():
-            job = TrainingJob.objects.create(
-                tenant=tenant,
-                model_type=model_type,
-                algorithm=algorithm,
-                model_name=model_name,
-                training_config=training_config,
-                dataset=dataset,
-                requested_by=requested_by,
-                retrain_of=retrain_of,
-                retrain_reason=retrain_reason,
-            )
-            transaction.on_commit(lambda: _enqueue_or_withdraw(job_id=str(job.id), withdrawn=withdrawn))
-    except IntegrityError as error:
-        if retrain_of is None:
-            raise
-        raise ConflictError(f"a retrain of '{model_name}' is already queued or running") from error
-    if withdrawn:
-        raise withdrawn[0]
-    logger.info("training_job_created id=%s tenant=%s model_type=%s algorithm=%s", job.id, tenant, model_type, algorithm)
+
+
+def training_job_run_now(
+    *,
+    tenant: str,
+    model_type: str,
+    algorithm: str,
+    model_name: str,
+    training_config: dict[str, Any],
+    requested_by: str,
+) -> TrainingJob:
+    """Check, record and run a job in this process, as a worker would; return it finished.
+
+    For management commands (the demo, the bench) and tests: the same checks and the
+    same run as a queued job, without the broker.
+    """
+    training_config, dataset = _request_check(
+        tenant=tenant, model_type=model_type, algorithm=algorithm, model_name=model_name, training_config=training_config
+    )
+    job = TrainingJob.objects.create(
+        tenant=tenant,
+        model_type=model_type,
+        algorithm=algorithm,
+        model_name=model_name,
+        training_config=training_config,
+        dataset=dataset,
+        requested_by=requested_by,
+    )
+    training_job_run(job_id=job.pk)
+    job.refresh_from_db()
     return job
 
 
