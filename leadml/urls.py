@@ -5,17 +5,15 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from leadml.bench_floor import floor_urlpatterns
 from leadml.health import HealthApi
-from monitoring.apis import (
-    ModelRetrainApi,
-    MonitoringApi,
-    MonitoringEventsApi,
-    OutcomesApi,
-    TriggerSettingsApi,
-    WebhookApi,
-)
-from predictions.apis import InsightsApi, PredictApi, PredictBatchApi
+from monitoring.apis.events import MonitoringEventsApi, TriggerSettingsApi, WebhookApi
+from monitoring.apis.outcomes import OutcomesApi
+from monitoring.apis.reports import InsightsApi, MonitoringApi
+from monitoring.apis.retrain import ModelRetrainApi
+from predictions.apis import PredictApi, PredictBatchApi
 from registry.apis import ModelActivateApi, ModelDeleteApi, ModelListApi
-from training.apis import DatasetCreateApi, DatasetDetailApi, JobCancelApi, JobDetailApi, PreprocessApi, TrainApi
+from training.apis.datasets import DatasetCreateApi, DatasetDetailApi
+from training.apis.jobs import JobCancelApi, JobDetailApi, TrainApi
+from training.apis.preprocess import PreprocessApi
 
 urlpatterns = [
     path("health", HealthApi.as_view(), name="health"),

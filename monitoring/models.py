@@ -50,7 +50,7 @@ class Outcome(TimeStampedModel):
         return f"outcome {self.entity_key} = {self.value!r} ({self.tenant}, {self.model_type})"
 
 
-# The same bounds as the API's (monitoring/apis.py TriggerSettingsApi): a margin is a share
+# The same bounds as the API's (monitoring/apis/events.py TriggerSettingsApi): a margin is a share
 # of the metric, a minimum of 0 would fire its trigger at every evaluation.
 MARGIN = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 AT_LEAST_ONE = [MinValueValidator(1)]

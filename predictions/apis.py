@@ -9,31 +9,23 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.fields import ModelTypeField, UserIdField, model_type_path_check
+from leadml.fields import ModelTypeField, UserIdField
 from leadml.ml.types import is_classification
-from leadml.serializers import MODEL_TYPE_PATH_PARAMETER, error_responses
-from monitoring.serializers import MonitoringSummarySerializer
-from monitoring.services.report import monitoring_summary
-from predictions.insights import insights_get
+from leadml.serializers import error_responses
 from predictions.models import Prediction
 from predictions.serializers import (
     PREDICTION_CLASSES,
     TIERS,
     VALUE_CATEGORIES,
-    ActiveModelCardSerializer,
     BatchPredictionField,
     ConfidenceDetailSerializer,
     ExplanationSerializer,
     FeatureImportanceSerializer,
-    ImportanceTrendPointSerializer,
-    MetricSummarySerializer,
     ModelInfoSerializer,
-    PredictionPatternsSerializer,
     ReasonSerializer,
 )
 from predictions.services import ScoringResult, predictions_make
 from registry.authentication import tenant_authorize
-from registry.selectors import model_version_get_active
 
 # The original service's names (the CRM and its dashboards compare against them).
 PREDICTION_TYPE = {True: "lead_conversion", False: "customer_lifetime_value"}
@@ -234,44 +226,3 @@ def batch_items(result: ScoringResult, *, classification: bool) -> list[dict[str
         }
         for index, (entity_id, output) in enumerate(zip(result.entity_ids, result.outputs))
     ]
-
-
-class InsightsApi(APIView):
-    @extend_schema_serializer(component_name="InsightsResponse")
-    class OutputSerializer(serializers.Serializer):
-        """The original service's insight fields, the active version's card and its monitoring summary."""
-
-        success = serializers.BooleanField(help_text="false (with error) when the tenant has no model of this type")
-        error = serializers.CharField(required=False, help_text="No models available for insights")
-        detail = serializers.CharField(required=False, help_text="the same message as error")
-        user_id = serializers.CharField()
-        model_type = ModelTypeField()
-        total_models = serializers.IntegerField()
-        model_types = serializers.ListField(
-            child=serializers.CharField(), help_text="the original's name: the algorithms of the models, each once"
-        )
-        model_type_counts = serializers.DictField(child=serializers.IntegerField(), help_text="model type → versions")
-        avg_performance = serializers.DictField(
-            child=MetricSummarySerializer(), help_text="metric → its summary over the versions"
-        )
-        feature_importance_trends = serializers.DictField(
-            child=serializers.ListField(child=ImportanceTrendPointSerializer()),
-            help_text="input column → its weight in each version, oldest first",
-        )
-        prediction_patterns = PredictionPatternsSerializer()
-        active_model = ActiveModelCardSerializer(allow_null=True)
-        monitoring = MonitoringSummarySerializer(allow_null=True)
-
-    @extend_schema(
-        parameters=[MODEL_TYPE_PATH_PARAMETER],
-        responses={200: OutputSerializer, **error_responses(400, 403)},
-        summary="A tenant's models and predictions at a glance",
-    )
-    def get(self, request: Request, user_id: str, model_type: str) -> Response:
-        tenant_authorize(request, user_id)
-        model_type_path_check(model_type)
-        body = insights_get(tenant=user_id, model_type=model_type)
-        active = model_version_get_active(tenant=user_id, model_type=model_type)
-        # SPEC §7: insights carry the active model's drift and quality summaries too.
-        body["monitoring"] = monitoring_summary(version=active) if active is not None else None
-        return Response(body)

@@ -7,12 +7,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import NotFoundError
 from leadml.serializers import error_responses
 from registry.authentication import tenant_authorize
 from registry.cache import bundle_forget
 from registry.presenters import model_version_summary, promotion_event_summary
-from registry.selectors import model_version_list, model_versions_for_name, promotion_history
+from registry.selectors import model_version_list, model_version_list_named, promotion_history
 from registry.serializers import ModelVersionSummarySerializer, PromotionEventSerializer
 from registry.services import model_version_activate, model_versions_delete
 
@@ -76,12 +75,7 @@ class ModelDeleteApi(APIView):
         tenant_authorize(request, user_id)
         query = self.QuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        versions = model_versions_for_name(tenant=user_id, name=model_name)
-        wanted = query.validated_data.get("version")
-        if wanted is not None:
-            versions = [version for version in versions if version.version == wanted]
-            if not versions:
-                raise NotFoundError(f"model '{model_name}' has no version {wanted}")
+        versions = model_version_list_named(tenant=user_id, name=model_name, version=query.validated_data.get("version"))
         force = query.validated_data["force"]
         deleted = model_versions_delete(versions=versions, force=force)
         for version in versions:
@@ -110,11 +104,8 @@ class ModelActivateApi(APIView):
         tenant_authorize(request, user_id)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        versions = model_versions_for_name(tenant=user_id, name=model_name)
-        wanted = serializer.validated_data.get("version")
-        chosen = versions[0] if wanted is None else next((v for v in versions if v.version == wanted), None)
-        if chosen is None:
-            raise NotFoundError(f"model '{model_name}' has no version {wanted}")
+        # The newest version, or the numbered one.
+        chosen = model_version_list_named(tenant=user_id, name=model_name, version=serializer.validated_data.get("version"))[0]
         model_version_activate(model_version=chosen, actor=request.user.actor, reason=serializer.validated_data["reason"])
         chosen.refresh_from_db()
         history = promotion_history(tenant=user_id, model_type=chosen.model_type)[:20]

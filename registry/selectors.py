@@ -17,7 +17,7 @@ def model_version_get_active(*, tenant: str, model_type: str, deferred: Sequence
     )
 
 
-def model_version_get_for_name(
+def model_version_get_named(
     *, tenant: str, name: str, model_type: str | None = None, version: int | None = None, deferred: Sequence[str] = ()
 ) -> ModelVersion:
     """Return the version a request naming `model_name` (and maybe `version`) gets.
@@ -60,7 +60,7 @@ def model_version_select(
     large JSON ones).
     """
     if model_name:
-        return model_version_get_for_name(
+        return model_version_get_named(
             tenant=tenant, name=model_name, model_type=model_type, version=version, deferred=deferred
         )
     if version is not None:
@@ -72,11 +72,21 @@ def model_version_list(*, tenant: str) -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(tenant=tenant).order_by("model_type", "name", "-version")
 
 
-def model_versions_for_name(*, tenant: str, name: str) -> list[ModelVersion]:
+def model_version_list_named(*, tenant: str, name: str, version: int | None = None) -> list[ModelVersion]:
+    """A model's versions, newest first; only version `version` when it is given (404 when none).
+
+    The one lookup of "this model, maybe this version" for the model endpoints (delete,
+    activate, retrain); scoring and monitoring use `model_version_select`.
+    """
     versions = list(ModelVersion.objects.filter(tenant=tenant, name=name).order_by("-version"))
     if not versions:
         raise NotFoundError(f"no model named '{name}' for this user_id")
-    return versions
+    if version is None:
+        return versions
+    numbered = [candidate for candidate in versions if candidate.version == version]
+    if not numbered:
+        raise NotFoundError(f"model '{name}' has no version {version}")
+    return numbered
 
 
 def promotion_history(*, tenant: str, model_type: str) -> QuerySet[PromotionEvent]:

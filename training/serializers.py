@@ -1,4 +1,4 @@
-"""What training/apis.py answers (`job_summary`, `synchronous_result`, `dataset_summary`), for the schema."""
+"""What the training APIs answer (training/presenters.py: `job_summary`, `synchronous_result`, `dataset_summary`), for the schema."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_serializer

@@ -16,9 +16,10 @@ import ipaddress
 import json
 import logging
 import http.client
+import secrets
 import socket
 import ssl
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 from typing import Any
 
@@ -29,6 +30,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
+from leadml.errors import ApplicationError
 from monitoring.models import MonitoringEvent, TenantWebhook
 from registry.models import ModelVersion
 from training.services.jobs import BROKER_ERRORS
@@ -78,6 +80,53 @@ def event_payload(event: MonitoringEvent) -> dict[str, Any]:
         "values": event.values,
         "created_at": event.created_at.isoformat(),
     }
+
+
+def monitoring_events_list(
+    *,
+    tenant: str,
+    model_type: str,
+    limit: int,
+    kind: str | None = None,
+    model_name: str | None = None,
+    since: datetime | None = None,
+) -> list[MonitoringEvent]:
+    """A tenant's events of one model type, newest first, optionally of one kind, model or period."""
+    events = MonitoringEvent.objects.filter(tenant=tenant, model_type=model_type)
+    if kind is not None:
+        events = events.filter(kind=kind)
+    if model_name is not None:
+        events = events.filter(model_name=model_name)
+    if since is not None:
+        events = events.filter(created_at__gte=since)
+    return list(events[:limit])
+
+
+def event_with_delivery(event: MonitoringEvent) -> dict[str, Any]:
+    """An event as GET .../events shows it: the payload webhooks get, and how its delivery went."""
+    return event_payload(event) | {"webhook": {"status": event.webhook_status or None, "attempts": event.webhook_attempts}}
+
+
+def webhook_get(*, tenant: str) -> TenantWebhook | None:
+    return TenantWebhook.objects.filter(tenant=tenant).first()
+
+
+def webhook_set(*, tenant: str, url: str, enabled: bool, secret: str | None = None) -> tuple[TenantWebhook, str]:
+    """Set the tenant's one webhook; return it and its signing secret (generated when not given)."""
+    refusal = webhook_url_refusal(url, resolve=False)
+    if refusal is not None:
+        raise ApplicationError(f"webhook URL refused: {refusal}", details={"url": [f"webhook URL refused: {refusal}"]})
+    secret = secret or secrets.token_urlsafe(32)
+    webhook, _ = TenantWebhook.objects.update_or_create(
+        tenant=tenant, defaults={"url": url, "secret": secret, "enabled": enabled}
+    )
+    return webhook, secret
+
+
+def webhook_delete(*, tenant: str) -> bool:
+    """Remove the tenant's webhook; False when it had none."""
+    deleted, _ = TenantWebhook.objects.filter(tenant=tenant).delete()
+    return bool(deleted)
 
 
 def signature(secret: str, body: bytes) -> str:
