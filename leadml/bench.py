@@ -50,7 +50,7 @@ from leadml.bench_http import (
 )
 
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from leadml.ml.types import LEAD_CONVERSION
 from predictions.models import Prediction
 from predictions.services import predictions_make

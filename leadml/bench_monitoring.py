@@ -41,7 +41,7 @@ from leadml.bench import (
     machine_info,
 )
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from leadml.ml.types import LEAD_CONVERSION
 from monitoring.models import MonitoringEvent, Outcome, TriggerSettings
 from monitoring.services.outcomes import outcomes_record

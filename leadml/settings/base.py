@@ -94,12 +94,13 @@ THIRD_PARTY_APPS = [
     "axes",  # the admin's login: locked out after repeated failures, per user and address
 ]
 LOCAL_APPS = [
-    "leadml",  # hosts the `serve` and `demo_setup` management commands
+    "leadml",  # hosts the `serve` management command
     "registry",
     "training",
     "predictions",
     "monitoring",
     "oversight",
+    "demo",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
