@@ -101,6 +101,7 @@ LOCAL_APPS = [
     "monitoring",
     "oversight",
     "demo",
+    "bench",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -232,7 +233,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leadml.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
-# `/bench/floor` (leadml/bench_floor.py): routed only in the server `manage.py bench` starts.
+# `/bench/floor` (bench/floor.py): routed only in the server `manage.py bench` starts.
 LEADML_BENCH_FLOOR = env.bool("LEADML_BENCH_FLOOR", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadml API",

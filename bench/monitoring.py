@@ -30,7 +30,7 @@ from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from leadml.bench import (
+from bench.scoring import (
     BENCH_TENANT,
     BenchData,
     BenchError,
@@ -40,8 +40,8 @@ from leadml.bench import (
     latency_summary,
     machine_info,
 )
-from leadml.ml.bundle import ModelBundle
 from demo.data import generate_leads
+from leadml.ml.bundle import ModelBundle
 from leadml.ml.types import LEAD_CONVERSION
 from monitoring.models import MonitoringEvent, Outcome, TriggerSettings
 from monitoring.services.outcomes import outcomes_record

@@ -4,7 +4,7 @@
     python manage.py bench --dataset bank --duration 5 --json var/bench.json
     python manage.py bench --rows 2000 --skip-http --repeat 50    # a quick look, no server
 
-Uses (and first empties) the tenant `bench`. The logic lives in `leadml.bench`.
+Uses (and first empties) the tenant `bench`. The logic lives in `bench.scoring`.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from leadml.bench import BENCH_TENANT, BenchConfig, BenchError, report_lines, run_bench
+from bench.scoring import BENCH_TENANT, BenchConfig, BenchError, report_lines, run_bench
 
 
 def _client_counts(value: str) -> tuple[int, ...]:

@@ -4,7 +4,7 @@
 job, then times the same records three ways: the served scikit-learn scorer alone, the
 scoring service (validation and storing every prediction), and the HTTP API under
 `manage.py serve`. Over HTTP, `/predict` is compared with the bench floor
-(leadml/bench_floor.py): a constant answer behind the same server, middleware, token
+(bench/floor.py): a constant answer behind the same server, middleware, token
 check and throttle, so the ratios say what scoring adds to any request on this machine
 in this run (README, "Benchmark"). A target that is missed gets a quick in-process
 cProfile of what it measures, to say where the time goes.
@@ -36,8 +36,8 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from leadml.bench_floor import FLOOR_PATH
-from leadml.bench_http import (
+from bench.floor import FLOOR_PATH
+from bench.server import (
     HTTP_TIMEOUT_SECONDS,
     LoadTally,
     Server,
@@ -48,9 +48,8 @@ from leadml.bench_http import (
     worker_cpu_seconds,
     worker_rss_mib,
 )
-
-from leadml.ml.bundle import ModelBundle
 from demo.data import generate_leads
+from leadml.ml.bundle import ModelBundle
 from leadml.ml.types import LEAD_CONVERSION
 from predictions.models import Prediction
 from predictions.services import predictions_make
