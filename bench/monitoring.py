@@ -12,7 +12,6 @@ last 7 days), so a rerun days later finds fewer rows in them; `fresh` starts ove
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -30,16 +29,16 @@ from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from bench.scoring import (
-    BENCH_TENANT,
-    BenchData,
-    BenchError,
+from bench.common import (
     active_bundle,
     bench_model_train,
+    bench_tenant_check,
     bench_tenant_reset,
+    json_records,
     latency_summary,
     machine_info,
 )
+from bench.types import BenchData, BenchError, MonitoringBenchConfig
 from demo.data import generate_leads
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.types import LEAD_CONVERSION
@@ -56,26 +55,12 @@ from predictions.storage import PredictionRow, predictions_insert
 from registry.models import ModelVersion
 from registry.services import api_token_create, api_token_revoke
 
-MONITORING_TENANT = "bench-monitoring"
 POSITIVE_STATUSES = ["customer", "won"]
 # The requirement: GET /monitoring answers in under 2 s on 1,000,000 stored predictions.
 TARGET_SECONDS = 2.0
 TARGET_PREDICTIONS = 1_000_000
 # Outcomes go in through the service in calls of this size, as a CRM would send them.
 OUTCOMES_PER_CALL = 5000
-
-
-@dataclass(frozen=True)
-class MonitoringBenchConfig:
-    predictions: int = 1_000_000  # stored predictions of the bench model
-    outcomes: int = 20_000  # scored leads that get an outcome
-    training_rows: int = 10_000
-    chunk_rows: int = 50_000  # predictions generated, scored and inserted at a time
-    days: int = 30  # the predictions' created_at spans this many days before now
-    repeat: int = 5  # timed calls per window and path, after one warm-up call
-    tenant: str = MONITORING_TENANT
-    fresh: bool = False  # rebuild the data even when the counts match
-    seed: int = 42
 
 
 @dataclass(frozen=True)
@@ -120,7 +105,7 @@ def monitoring_data_prepare(
     # Frees the deleted rows' pages for the new ones; else a rerun doubles the table on disk.
     _analyze()
     training = generate_leads(config.training_rows, seed=config.seed)
-    data = BenchData("demo leads", "status", POSITIVE_STATUSES, _records(training), [])
+    data = BenchData("demo leads", "status", POSITIVE_STATUSES, json_records(training), [])
     log(f"Training on {config.training_rows:,} demo leads ...")
     _, train_seconds = bench_model_train(tenant=config.tenant, data=data)
     version, bundle = active_bundle(tenant=config.tenant)
@@ -149,7 +134,7 @@ def monitoring_data_prepare(
 
 
 def _tenant_reset(*, tenant: str) -> None:
-    _tenant_check(tenant)
+    bench_tenant_check(tenant)
     # Outcomes first: deleting the datasets would otherwise null their links row by row.
     Outcome.objects.filter(tenant=tenant).delete()
     MonitoringEvent.objects.filter(tenant=tenant).delete()
@@ -157,19 +142,8 @@ def _tenant_reset(*, tenant: str) -> None:
     bench_tenant_reset(tenant=tenant)
 
 
-def _tenant_check(tenant: str) -> None:
-    if not tenant.startswith(BENCH_TENANT):
-        # Its data may be deleted: never let a typo aim that at a real tenant.
-        raise BenchError(f"the bench tenant must start with '{BENCH_TENANT}', not {tenant!r}")
-
-
 def _model_predictions(version: ModelVersion) -> QuerySet[Prediction]:
     return Prediction.objects.filter(model_version_id=version.pk, source=Prediction.Source.MODEL)
-
-
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    # Through JSON, as a CRM would send them: NaN becomes null, numpy scalars plain numbers.
-    return json.loads(frame.to_json(orient="records"))
 
 
 def _predictions_insert(
@@ -194,7 +168,7 @@ def _predictions_insert(
         leads = generate_leads(size, seed=config.seed + 1 + chunk)
         statuses = leads.pop("status").tolist()
         leads["id"] = [f"lead-{first + index + 1:07d}" for index in range(size)]
-        records = _records(leads)
+        records = json_records(leads)
         slice_start = now - span + span * chunk / chunks
         offsets = np.sort(rng.random(size)) * (span / chunks).total_seconds()
         created = [slice_start + timedelta(seconds=float(offset)) for offset in offsets]
@@ -360,7 +334,7 @@ def run_monitoring_bench(
     config: MonitoringBenchConfig, *, log: Callable[[str], None] = lambda message: None
 ) -> dict[str, Any]:
     """Make (or reuse) the prediction log, time the monitoring report, return every figure."""
-    _tenant_check(config.tenant)
+    bench_tenant_check(config.tenant)
     if not 0 < config.outcomes <= config.predictions:
         raise BenchError("outcomes must be between 1 and the number of predictions")
     figures: dict[str, Any] = {"config": asdict(config), "machine": machine_info()}

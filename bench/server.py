@@ -4,7 +4,8 @@
 routed (bench/floor.py) and the database, folders and settings of the calling
 process. `load_run` drives one path with N concurrent clients, each on one kept-alive
 connection, as a CRM's connection pool would; `worker_rss_mib` reads what each gunicorn
-worker holds in memory. Summaries and verdicts are `bench.scoring`'s business.
+worker holds in memory. Summaries are bench/scoring_http.py's business, verdicts
+bench/targets.py's.
 """
 from __future__ import annotations
 

@@ -202,7 +202,7 @@ def _load(label: str, clients: int, *, rps: float, p50: float, p99: float, top: 
 
 
 def test_targets_are_ratios_to_the_floor_of_the_same_run() -> None:
-    from bench.scoring import targets_check
+    from bench.targets import targets_check
 
     figures = {
         "machine": {"database": {"vendor": "sqlite"}},

@@ -15,12 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from bench.monitoring import (
-    MonitoringBenchConfig,
-    monitoring_report_lines,
-    run_monitoring_bench,
-)
-from bench.scoring import BenchError
+from bench.monitoring import monitoring_report_lines, run_monitoring_bench
+from bench.types import BenchError, MonitoringBenchConfig
 
 
 class Command(BaseCommand):
