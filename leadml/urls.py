@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from leadml.bench_floor import floor_urlpatterns
+from bench.floor import floor_urlpatterns
 from leadml.health import HealthApi
 from monitoring.apis.events import MonitoringEventsApi, TriggerSettingsApi, WebhookApi
 from monitoring.apis.outcomes import OutcomesApi

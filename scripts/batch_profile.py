@@ -3,7 +3,7 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/leadml_bench \
         OMP_NUM_THREADS=1 .venv/bin/python scripts/batch_profile.py [--rows 20000] [--profile]
 
-Trains the bench's lead model (leadml.bench) for the tenant `bench_batch`, then times in
+Trains the bench's lead model (bench/common.py) for the tenant `bench_batch`, then times in
 one process, on the same records: the served scorer's `predict_proba` on a ready
 DataFrame (the bare pipeline), `predictions_make(batch=True)` (validation, scoring, COPY
 storage) and POST /predict/batch through Django's test client (parser, view, renderer;
@@ -33,8 +33,9 @@ import pandas as pd  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from rest_framework.test import APIClient  # noqa: E402
 
-from leadml.bench import BenchConfig, active_bundle, bench_data_load, bench_model_train, bench_tenant_reset  # noqa: E402
-from leadml.bench import served_scorer  # noqa: E402
+from bench.common import active_bundle, bench_model_train, bench_tenant_reset  # noqa: E402
+from bench.scoring import bench_data_load, served_scorer  # noqa: E402
+from bench.types import BenchConfig  # noqa: E402
 from leadml.ml.types import LEAD_CONVERSION  # noqa: E402
 import predictions.services  # noqa: E402
 from predictions.models import Prediction  # noqa: E402

@@ -12,7 +12,7 @@ from django.core.cache import cache as django_cache
 from rest_framework.test import APIClient
 from threadpoolctl import threadpool_limits
 
-from leadml.ml.demo_data import generate_customers, generate_leads
+from demo.data import generate_customers, generate_leads
 from registry.authentication import ApiTokenRateThrottle
 from registry.cache import cache_clear
 from registry.models import ModelVersion

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 START_TIMEOUT_SECONDS = 30

@@ -94,12 +94,14 @@ THIRD_PARTY_APPS = [
     "axes",  # the admin's login: locked out after repeated failures, per user and address
 ]
 LOCAL_APPS = [
-    "leadml",  # hosts the `serve` and `demo_setup` management commands
+    "leadml",  # hosts the `serve` management command
     "registry",
     "training",
     "predictions",
     "monitoring",
     "oversight",
+    "demo",
+    "bench",
 ]
 INSTALLED_APPS = DJANGO_APPS + THIRD_PARTY_APPS + LOCAL_APPS
 
@@ -231,7 +233,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leadml.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
-# `/bench/floor` (leadml/bench_floor.py): routed only in the server `manage.py bench` starts.
+# `/bench/floor` (bench/floor.py): routed only in the server `manage.py bench` starts.
 LEADML_BENCH_FLOOR = env.bool("LEADML_BENCH_FLOOR", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "leadml API",

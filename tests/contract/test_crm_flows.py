@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from leadml.ml.demo_data import generate_customers, generate_leads
+from demo.data import generate_customers, generate_leads
 from registry.models import ModelVersion
 from registry.services import api_token_create
 from tests.conftest import make_dataset, records, train_inline

@@ -27,6 +27,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
+from demo.data import generate_customers, generate_leads
 from leadml.ml import compiled
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.compiled import (
@@ -38,7 +39,6 @@ from leadml.ml.compiled import (
     TreeEnsemble,
     compile_scorer,
 )
-from leadml.ml.demo_data import generate_customers, generate_leads
 from leadml.ml.pipeline import EstimateRegressor
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model

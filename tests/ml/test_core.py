@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.data import generate_customers, generate_leads
 from leadml.ml.artifacts import dump_bytes, load_bytes
-from leadml.ml.demo_data import generate_customers, generate_leads
 from leadml.ml.errors import ArtifactIntegrityError, ConfigError, DataError, InputError
 from leadml.ml.features import infer_schema
 from leadml.ml.pipeline import algorithms_for, resolve_preprocessing
@@ -38,7 +38,7 @@ def customers() -> tuple[pd.DataFrame, pd.Series]:
 def test_ml_core_never_imports_django() -> None:
     code = (
         "import sys; import leadml.ml.train, leadml.ml.bundle, leadml.ml.rules, leadml.ml.artifacts, "
-        "leadml.ml.quality, leadml.ml.demo_data; "
+        "leadml.ml.quality; "
         "assert 'django' not in sys.modules, sorted(m for m in sys.modules if m.startswith('django'))"
     )
     completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)

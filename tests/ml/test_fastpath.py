@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.data import generate_customers, generate_leads
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.demo_data import generate_customers, generate_leads
 from leadml.ml.fastpath import CompiledPipeline, compile_pipeline
 from leadml.ml.features import infer_schema
 from leadml.ml.pipeline import build_pipeline, resolve_preprocessing

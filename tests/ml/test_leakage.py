@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from leadml.ml.promotion import decide_promotion
 from leadml.ml.quality import OUTCOME_VOCABULARY, outcome_words, quality_report
 from leadml.ml.targets import encode_target

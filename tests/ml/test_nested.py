@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from leadml.ml.errors import InputError
 from leadml.ml.features import MIN_TAG_ROWS, infer_schema
 from leadml.ml.nested import flatten_record, tag_set

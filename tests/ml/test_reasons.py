@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from demo.data import generate_customers, generate_leads
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.demo_data import generate_customers, generate_leads
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of, typical_record
 from leadml.ml.rules import email_domain, is_free_mail
 from leadml.ml.targets import encode_target

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from leadml.ml.errors import ConfigError, InputError
 from leadml.ml.fastpath import compile_pipeline
 from leadml.ml.features import infer_date_format, infer_schema, to_datetime

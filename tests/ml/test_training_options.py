@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadml.ml.demo_data import generate_customers, generate_leads
+from demo.data import generate_customers, generate_leads
 from leadml.ml.errors import ConfigError
 from leadml.ml.features import replace_placeholders, resolve_feature_options
 from leadml.ml.promotion import decide_promotion

@@ -17,10 +17,10 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 
+from demo.data import generate_customers, generate_leads
 from leadml.ml import treeshap
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.compiled import CompiledScorer, TreeEnsemble, compile_scorer
-from leadml.ml.demo_data import generate_customers, generate_leads
 from leadml.ml.reasons import Explainer
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model

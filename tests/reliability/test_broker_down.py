@@ -15,7 +15,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from rest_framework.test import APIClient
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from monitoring.models import MonitoringEvent, TenantWebhook, TriggerSettings
 from monitoring.tasks import triggers_evaluate_all_task
 from registry.models import ModelVersion

@@ -50,7 +50,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="fi
 # grid slow enough that the job is killed between fits, not after them.
 SETUP = """
 import json
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from registry.models import ModelVersion
 from training.models import TrainingJob
 from training.services.datasets import dataset_create

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 from tests.test_serve_command import (  # noqa: F401  (serve_env and start_serve are fixtures)
     BASE_DIR,
     ServeProcess,

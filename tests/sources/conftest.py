@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from leadml.ml.demo_data import generate_leads
+from demo.data import generate_leads
 
 SERVER = os.environ.get("LEADML_CRM_TEST_SERVER", "postgresql://postgres@127.0.0.1:5432")
 # The leadml tenant is the CRM's user id (a uuid).

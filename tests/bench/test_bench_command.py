@@ -17,9 +17,9 @@ from django.urls import clear_url_caches
 from rest_framework.test import APIClient
 
 import leadml.urls
-from leadml.bench_http import database_url
+from bench.server import database_url
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 REPEAT = 5
 BATCH_ROWS = 150
@@ -202,7 +202,7 @@ def _load(label: str, clients: int, *, rps: float, p50: float, p99: float, top: 
 
 
 def test_targets_are_ratios_to_the_floor_of_the_same_run() -> None:
-    from leadml.bench import targets_check
+    from bench.targets import targets_check
 
     figures = {
         "machine": {"database": {"vendor": "sqlite"}},

@@ -5,7 +5,7 @@
     python manage.py bench_monitoring --fresh --json var/bench-monitoring.json
 
 Uses the tenant `bench-monitoring`; its data is kept and reused while the counts asked
-for match (`--fresh` deletes and rebuilds it). The logic lives in `leadml.bench_monitoring`.
+for match (`--fresh` deletes and rebuilds it). The logic lives in `bench.monitoring`.
 """
 from __future__ import annotations
 
@@ -15,12 +15,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from leadml.bench import BenchError
-from leadml.bench_monitoring import (
-    MonitoringBenchConfig,
-    monitoring_report_lines,
-    run_monitoring_bench,
-)
+from bench.monitoring import monitoring_report_lines, run_monitoring_bench
+from bench.types import BenchError, MonitoringBenchConfig
 
 
 class Command(BaseCommand):

@@ -425,7 +425,7 @@ def _emails(rng: np.random.Generator, company_domains: list[str], uses_free_mail
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write demo data as CSV to stdout: `python -m leadml.ml.demo_data leads|customers [N]`."""
+    """Write demo data as CSV to stdout: `python -m demo.data leads|customers [N]`."""
     import argparse
     import sys
 

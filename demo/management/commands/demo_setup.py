@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 from django.utils import timezone
 
-from leadml.ml.demo_data import generate_customers, generate_leads
+from demo.data import generate_customers, generate_leads
 from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from predictions.services import predictions_make

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import re
+import subprocess
+import sys
 from datetime import date, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,7 +19,7 @@ from sklearn.model_selection import KFold, cross_val_score, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from leadml.ml.demo_data import REFERENCE_DATE, generate_customers, generate_leads
+from demo.data import REFERENCE_DATE, generate_customers, generate_leads
 from leadml.ml.rules import email_domain, is_free_mail, seniority_level
 
 LEAD_COLUMNS = [
@@ -49,6 +53,7 @@ CUSTOMER_COLUMNS = [
 ]
 CONVERTED = {"customer", "won"}
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +255,23 @@ def test_reference_date_is_fixed_so_output_does_not_depend_on_today() -> None:
     assert date(2026, 6, 30) == REFERENCE_DATE
     newest = pd.to_datetime(generate_leads(500)["created_at"]).max()
     assert newest < pd.Timestamp(REFERENCE_DATE)
+
+
+def test_demo_data_never_imports_django() -> None:
+    code = (
+        "import sys; import demo.data; "
+        "assert 'django' not in sys.modules, sorted(m for m in sys.modules if m.startswith('django'))"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_the_command_line_writes_the_generated_rows_as_csv() -> None:
+    # The README's `python -m demo.data leads|customers [N] [--seed S]`.
+    completed = subprocess.run(
+        [sys.executable, "-m", "demo.data", "leads", "20", "--seed", "3"], cwd=REPO, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    written = pd.read_csv(io.StringIO(completed.stdout))
+    assert list(written.columns) == LEAD_COLUMNS
+    assert written["id"].tolist() == generate_leads(20, seed=3)["id"].tolist()

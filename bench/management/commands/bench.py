@@ -4,7 +4,7 @@
     python manage.py bench --dataset bank --duration 5 --json var/bench.json
     python manage.py bench --rows 2000 --skip-http --repeat 50    # a quick look, no server
 
-Uses (and first empties) the tenant `bench`. The logic lives in `leadml.bench`.
+Uses (and first empties) the tenant `bench`. The logic lives in `bench.scoring` (and the modules it names).
 """
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from leadml.bench import BENCH_TENANT, BenchConfig, BenchError, report_lines, run_bench
+from bench.report import report_lines
+from bench.scoring import run_bench
+from bench.types import BENCH_TENANT, BenchConfig, BenchError
 
 
 def _client_counts(value: str) -> tuple[int, ...]:

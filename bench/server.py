@@ -1,10 +1,11 @@
 """The HTTP side of `manage.py bench`: `manage.py serve` as a child, keep-alive load clients, RSS.
 
 `serving` runs the real server command on a free loopback port, with the bench floor
-routed (leadml/bench_floor.py) and the database, folders and settings of the calling
+routed (bench/floor.py) and the database, folders and settings of the calling
 process. `load_run` drives one path with N concurrent clients, each on one kept-alive
 connection, as a CRM's connection pool would; `worker_rss_mib` reads what each gunicorn
-worker holds in memory. Summaries and verdicts are `leadml.bench`'s business.
+worker holds in memory. Summaries are bench/scoring_http.py's business, verdicts
+bench/targets.py's.
 """
 from __future__ import annotations
 
