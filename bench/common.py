@@ -30,7 +30,7 @@ from registry.selectors import model_version_get_active, model_version_list
 from registry.services import api_token_revoke, model_versions_delete
 from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
-from training.services.jobs import training_job_run
+from training.services.jobs import training_job_run_now
 
 MODEL_NAME = "bench_lead_model"
 ALGORITHM = "gradient_boosting"
@@ -127,17 +127,14 @@ def bench_model_train(*, tenant: str, data: BenchData) -> tuple[ModelVersion, di
         positive_values=data.positive_values,
     )
     uploaded = time.perf_counter()
-    job = TrainingJob.objects.create(
+    job = training_job_run_now(
         tenant=tenant,
         model_type=LEAD_CONVERSION,
         algorithm=ALGORITHM,
         model_name=MODEL_NAME,
         training_config={"dataset_id": str(dataset.id), **TRAINING_CONFIG},
-        dataset=dataset,
         requested_by="bench",
     )
-    training_job_run(job_id=job.pk)
-    job.refresh_from_db()
     if job.status != TrainingJob.Status.SUCCEEDED or job.model_version is None:
         raise BenchError(f"training the bench model {job.status}: {job.error}")
     seconds = {"upload_s": uploaded - started, "train_s": time.perf_counter() - uploaded}

@@ -23,7 +23,7 @@ from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
-from training.services.jobs import training_job_run
+from training.services.jobs import training_job_run_now
 
 DEMO_TENANT = "demo"
 # Demo traffic: leads scored per day over the last days (customers: half as many), and
@@ -70,18 +70,14 @@ class Command(BaseCommand):
                 self.stderr.write(f"Model '{model_name}' already trained.")
                 continue
             self.stderr.write(f"Training '{model_name}' ({algorithm}) ...")
-            job = TrainingJob.objects.create(
+            job = training_job_run_now(
                 tenant=tenant,
                 model_type=model_type,
                 algorithm=algorithm,
                 model_name=model_name,
                 training_config={"dataset_id": str(dataset.id)},
-                dataset=dataset,
                 requested_by="demo_setup",
             )
-            # Inline, not queued: the service should start with its models ready.
-            training_job_run(job_id=job.pk)
-            job.refresh_from_db()
             if job.status != TrainingJob.Status.SUCCEEDED:
                 self.stderr.write(self.style.ERROR(f"Training '{model_name}' {job.status}: {job.error}"))
                 continue
