@@ -25,12 +25,12 @@ from leadml.ml.bundle import ModelBundle
 from leadml.ml.types import LEAD_CONVERSION
 from predictions.models import Prediction
 from registry.cache import bundle_load
-from registry.models import ApiToken, ModelVersion, PromotionEvent
-from registry.selectors import model_version_get_active, model_version_list
-from registry.services import api_token_revoke, model_versions_delete
-from training.models import Dataset, TrainingJob
+from registry.models import ModelVersion
+from registry.selectors import model_version_get_active
+from training.models import TrainingJob
 from training.services.datasets import dataset_create
 from training.services.jobs import training_job_run_now
+from monitoring.services.tenants import tenant_delete
 
 MODEL_NAME = "bench_lead_model"
 ALGORITHM = "gradient_boosting"
@@ -102,17 +102,9 @@ def bench_tenant_check(tenant: str) -> None:
 
 
 def bench_tenant_reset(*, tenant: str) -> dict[str, int]:
-    """Delete the tenant's jobs, models, datasets and predictions and revoke its tokens."""
+    """Delete everything the bench tenant has (models, data, predictions, outcomes) and revoke its tokens."""
     bench_tenant_check(tenant)
-    TrainingJob.objects.filter(tenant=tenant).delete()
-    PromotionEvent.objects.filter(tenant=tenant).delete()
-    versions = list(model_version_list(tenant=tenant))
-    deleted_models = model_versions_delete(versions=versions, force=True) if versions else 0
-    deleted_datasets = Dataset.objects.filter(tenant=tenant).delete()[1].get("training.Dataset", 0)
-    deleted_predictions = Prediction.objects.filter(tenant=tenant).delete()[0]
-    for token in ApiToken.objects.filter(tenant=tenant, revoked_at__isnull=True):
-        api_token_revoke(token=token)
-    return {"models": deleted_models, "datasets": deleted_datasets, "predictions": deleted_predictions}
+    return tenant_delete(tenant=tenant)
 
 
 def bench_model_train(*, tenant: str, data: BenchData) -> tuple[ModelVersion, dict[str, float]]:

@@ -19,12 +19,12 @@ from django.db import connection
 from django.db.models import Max, Min, QuerySet
 from django.utils import timezone
 
-from bench.common import active_bundle, bench_model_train, bench_tenant_check, bench_tenant_reset, json_records
+from bench.common import active_bundle, bench_model_train, bench_tenant_reset, json_records
 from bench.types import BenchData, MonitoringBenchConfig
 from demo.data import generate_leads
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.types import LEAD_CONVERSION
-from monitoring.models import MonitoringEvent, Outcome, TriggerSettings
+from monitoring.models import Outcome
 from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from predictions.services import prediction_class, tier_for_percentile
@@ -85,11 +85,6 @@ def monitoring_data_prepare(
 
 
 def _tenant_reset(*, tenant: str) -> None:
-    bench_tenant_check(tenant)
-    # Outcomes first: deleting the datasets would otherwise null their links row by row.
-    Outcome.objects.filter(tenant=tenant).delete()
-    MonitoringEvent.objects.filter(tenant=tenant).delete()
-    TriggerSettings.objects.filter(tenant=tenant).delete()
     bench_tenant_reset(tenant=tenant)
 
 

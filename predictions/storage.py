@@ -241,3 +241,14 @@ def _uuid(value: UUID | None) -> bytes:
 
 def _timestamp(value: datetime | None) -> bytes:
     return _NULL if value is None else value.isoformat().encode()
+
+
+def predictions_tenant_delete(*, tenant: str) -> int:
+    """Delete a tenant's prediction log (see `tenant_delete`); return how many rows went."""
+    deleted, _ = Prediction.objects.filter(tenant=tenant).delete()
+    return deleted
+
+
+def predictions_backdate(*, prediction_ids: Sequence[int], created_at: datetime) -> None:
+    """Move stored predictions to another time: the demo's and the benches' made-up history."""
+    Prediction.objects.filter(pk__in=list(prediction_ids)).update(created_at=created_at)

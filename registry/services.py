@@ -252,3 +252,19 @@ def model_versions_delete(*, versions: list[ModelVersion], force: bool = False) 
         registry_changed()
         transaction.on_commit(lambda: [artifacts.artifact_delete(path) for path in paths])
     return len(versions)
+
+
+def registry_tenant_delete(*, tenant: str) -> dict[str, int]:
+    """Delete a tenant's models (versions, artifacts, promotion history) and revoke its tokens.
+
+    Called by `tenant_delete` (monitoring/services/tenants.py) after the rows of the apps
+    above the registry are gone.
+    """
+    PromotionEvent.objects.filter(tenant=tenant).delete()
+    versions = list(ModelVersion.objects.filter(tenant=tenant))
+    models = model_versions_delete(versions=versions, force=True) if versions else 0
+    tokens = 0
+    for token in ApiToken.objects.filter(tenant=tenant, revoked_at__isnull=True):
+        api_token_revoke(token=token)
+        tokens += 1
+    return {"models": models, "tokens_revoked": tokens}

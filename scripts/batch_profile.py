@@ -38,8 +38,8 @@ from bench.scoring import bench_data_load, served_scorer  # noqa: E402
 from bench.types import BenchConfig  # noqa: E402
 from leadml.ml.types import LEAD_CONVERSION  # noqa: E402
 import predictions.services  # noqa: E402
-from predictions.models import Prediction  # noqa: E402
 from predictions.services import predictions_make  # noqa: E402
+from predictions.storage import predictions_tenant_delete  # noqa: E402
 from registry.selectors import model_version_get_active  # noqa: E402
 from registry.services import api_token_create  # noqa: E402
 
@@ -111,7 +111,7 @@ def main() -> None:
         stats = pstats.Stats(profiler).sort_stats("cumulative")
         stats.print_stats(45)
         stats.sort_stats("tottime").print_stats(25)
-    Prediction.objects.filter(tenant=TENANT).delete()
+    predictions_tenant_delete(tenant=TENANT)
     if not options.reuse:
         bench_tenant_reset(tenant=TENANT)
 

@@ -21,7 +21,7 @@ from datetime import timezone as dt_timezone
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F, Min
+from django.db.models import Min
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -30,7 +30,7 @@ from monitoring.models import SourceSyncState
 from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from training.models import DataSource
-from training.services.sources import SourceError, source_changes_read
+from training.services.sources import SourceError, data_source_sync_record, source_changes_read
 
 logger = logging.getLogger(__name__)
 
@@ -187,12 +187,9 @@ def _state_store(
 def _source_summary_store(source: DataSource, results: list[SyncResult]) -> None:
     """The source's own row: the last sync over all its tenants, for the admin list and /health."""
     failed = [result for result in results if result.status == "failed"]
-    recorded = sum(result.outcomes_recorded for result in results)
-    DataSource.objects.filter(pk=source.pk).update(
-        last_sync_at=timezone.now(),
-        last_sync_status=DataSource.SyncStatus.FAILED if failed else DataSource.SyncStatus.OK,
-        last_sync_error="; ".join(f"{result.tenant}: {result.error}" for result in failed[:5]),
-        last_sync_rows_read=sum(result.rows_read for result in results),
-        last_sync_outcomes_recorded=recorded,
-        outcomes_recorded_total=F("outcomes_recorded_total") + recorded,
+    data_source_sync_record(
+        source=source,
+        errors=[f"{result.tenant}: {result.error}" for result in failed],
+        rows_read=sum(result.rows_read for result in results),
+        outcomes_recorded=sum(result.outcomes_recorded for result in results),
     )

@@ -26,7 +26,7 @@ from leadml.ml.targets import check_trainable, encode_target, normalise_label_te
 from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, read_transactions, training_table
 from leadml.ml.transactions import TARGET_NAME as TRANSACTION_TARGET
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE
-from training.models import Dataset, DataSource, DatasetRow
+from training.models import Dataset, DataSource, DatasetRow, TrainingJob
 
 logger = logging.getLogger(__name__)
 CSV_DELIMITERS = ",;\t|"
@@ -363,3 +363,11 @@ def transactions_dataset_create(
         source_config=source_config,
         data_source=data_source,
     )
+
+
+def training_tenant_delete(*, tenant: str) -> dict[str, int]:
+    """Delete a tenant's training jobs, datasets and their rows (see `tenant_delete`)."""
+    with transaction.atomic():
+        _, jobs = TrainingJob.objects.filter(tenant=tenant).delete()
+        _, datasets = Dataset.objects.filter(tenant=tenant).delete()
+    return {"training_jobs": jobs.get("training.TrainingJob", 0), "datasets": datasets.get("training.Dataset", 0)}

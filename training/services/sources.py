@@ -24,6 +24,7 @@ import psycopg
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from leadml.errors import ApplicationError
@@ -322,3 +323,15 @@ def data_sources_load_settings(*, using: str = "default") -> list[DataSource]:
             source.save(using=using)
         loaded.append(source)
     return loaded
+
+
+def data_source_sync_record(*, source: DataSource, errors: list[str], rows_read: int, outcomes_recorded: int) -> None:
+    """Store how the source's last outcome sync went over all its tenants (the admin list, /health)."""
+    DataSource.objects.filter(pk=source.pk).update(
+        last_sync_at=timezone.now(),
+        last_sync_status=DataSource.SyncStatus.FAILED if errors else DataSource.SyncStatus.OK,
+        last_sync_error="; ".join(errors[:5]),
+        last_sync_rows_read=rows_read,
+        last_sync_outcomes_recorded=outcomes_recorded,
+        outcomes_recorded_total=F("outcomes_recorded_total") + outcomes_recorded,
+    )

@@ -19,6 +19,7 @@ from demo.data import generate_customers, generate_leads
 from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from predictions.services import predictions_make
+from predictions.storage import predictions_backdate
 from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
@@ -119,7 +120,7 @@ class Command(BaseCommand):
                     batch=True,
                 )
                 scored_at = now - timedelta(days=days_ago, hours=-9)
-                Prediction.objects.filter(pk__in=result.prediction_ids).update(created_at=scored_at)
+                predictions_backdate(prediction_ids=result.prediction_ids, created_at=scored_at)
                 if days_ago > OUTCOME_DELAY_DAYS:  # outcomes take a few days to come back
                     outcomes_record(
                         tenant=tenant,

@@ -1,0 +1,56 @@
+"""`tenant_delete` removes every row and artifact of one tenant and nothing of another."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.storage import storages
+from django.core.management import CommandError, call_command
+
+from monitoring.models import Outcome
+from monitoring.services.outcomes import outcomes_record
+from predictions.models import Prediction
+from predictions.services import predictions_make
+from registry.models import ApiToken, ModelVersion
+from registry.services import api_token_create
+from tests.conftest import TENANT, make_dataset, train_inline
+from training.models import Dataset, DatasetRow, TrainingJob
+
+OTHER = "tenant-b"
+
+
+def _tenant_with_everything(tenant: str, lead_rows: list[dict[str, Any]]) -> ModelVersion:
+    make_dataset(tenant, "lead_conversion", lead_rows)
+    job = train_inline(tenant, "lead_conversion", "logistic_regression", "leads")
+    assert job.status == "succeeded", job.error
+    record = {key: value for key, value in lead_rows[0].items() if key != "status"}
+    predictions_make(tenant=tenant, model_type="lead_conversion", records=[record | {"id": "L1"}])
+    result = outcomes_record(tenant=tenant, model_type="lead_conversion", items=[{"entity_id": "L1", "outcome": "won"}])
+    assert result.stored == 1, result.rejected
+    api_token_create(name="crm", tenant=tenant)
+    return job.model_version
+
+
+def test_deletes_every_row_and_artifact_of_the_tenant_only(
+    db: None, lead_rows: list[dict[str, Any]], django_capture_on_commit_callbacks: Any
+) -> None:
+    mine = _tenant_with_everything(TENANT, lead_rows)
+    theirs = _tenant_with_everything(OTHER, lead_rows)
+    storage = storages["models"]
+    assert storage.exists(mine.artifact_path) and storage.exists(theirs.artifact_path)
+
+    with pytest.raises(CommandError, match="--yes"):
+        call_command("tenant_delete", TENANT)
+    assert ModelVersion.objects.filter(tenant=TENANT).exists()
+
+    # The artifacts go once the deletion commits.
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("tenant_delete", TENANT, "--yes")
+
+    for model in (ModelVersion, Dataset, DatasetRow, TrainingJob, Prediction, Outcome):
+        assert not model.objects.filter(tenant=TENANT).exists(), model.__name__
+        assert model.objects.filter(tenant=OTHER).exists(), model.__name__
+    assert not ApiToken.objects.filter(tenant=TENANT, revoked_at__isnull=True).exists()
+    assert ApiToken.objects.filter(tenant=OTHER, revoked_at__isnull=True).exists()
+    assert not storage.exists(mine.artifact_path)
+    assert storage.exists(theirs.artifact_path)
