@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 import leadml
-from leadml.serializers import HealthSerializer, error_responses
+from leadml.api.serializers import HealthSerializer, error_responses
 
 
 def _check_database() -> dict[str, Any]:

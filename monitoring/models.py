@@ -4,7 +4,7 @@ from __future__ import annotations
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
-from leadml.models import TimeStampedModel
+from leadml.api.models import TimeStampedModel
 from predictions.models import Prediction
 from registry.models import ModelType, ModelVersion
 from training.models import DatasetRow

@@ -4,7 +4,7 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leadml.fields import ModelTypeField
+from leadml.api.fields import ModelTypeField
 from monitoring.models import MonitoringEvent
 from registry.models import ModelVersion
 

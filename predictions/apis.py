@@ -9,9 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.fields import ModelTypeField, UserIdField
+from leadml.api.fields import ModelTypeField, UserIdField
 from leadml.ml.types import is_classification
-from leadml.serializers import error_responses
+from leadml.api.serializers import error_responses
 from predictions.models import Prediction
 from predictions.serializers import (
     PREDICTION_CLASSES,
@@ -25,7 +25,7 @@ from predictions.serializers import (
     ReasonSerializer,
 )
 from predictions.services import ScoringResult, predictions_make
-from registry.authentication import tenant_authorize
+from leadml.api.authentication import tenant_authorize
 
 # The original service's names (the CRM and its dashboards compare against them).
 PREDICTION_TYPE = {True: "lead_conversion", False: "customer_lifetime_value"}

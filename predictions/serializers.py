@@ -1,10 +1,10 @@
-"""What predictions/services.py and insights.py answer, for the schema (see leadml/serializers.py)."""
+"""What predictions/services.py and insights.py answer, for the schema (see leadml/api/serializers.py)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
-from leadml.serializers import FeatureWeightListField
+from leadml.api.serializers import FeatureWeightListField
 from predictions.models import Prediction
 from registry.serializers import CalibrationSerializer, CrossValidationSerializer, ModelMetricsSerializer
 

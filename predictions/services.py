@@ -19,8 +19,8 @@ import numpy as np
 from django.conf import settings
 from django.utils import timezone
 
-from leadml.errors import ApplicationError, PayloadTooLargeError
-from leadml.records import number_too_large, records_check
+from leadml.api.errors import ApplicationError, PayloadTooLargeError
+from leadml.api.records import number_too_large, records_check
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.confidence import class_probability, lead_confidence
 from leadml.ml.errors import InputError

@@ -7,8 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.serializers import error_responses
-from registry.authentication import tenant_authorize
+from leadml.api.serializers import error_responses
+from leadml.api.authentication import tenant_authorize
 from registry.cache import bundle_forget
 from registry.presenters import model_version_summary, promotion_event_summary
 from registry.selectors import model_version_list, model_version_list_named, promotion_history

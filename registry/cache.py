@@ -239,7 +239,7 @@ def model_version_for_request(
 ) -> ModelVersion | None:
     """The version a scoring request gets (registry.selectors.model_version_select), kept in memory."""
     # Imported here: DRF loads the authentication (which imports this module) while
-    # leadml.errors, which the selectors need, is still being imported.
+    # leadml.api.errors, which the selectors need, is still being imported.
     from registry.selectors import model_version_select
 
     key = (tenant, model_type, model_name or None, version)

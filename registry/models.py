@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE, LEAD_CONVERSION
-from leadml.models import TimeStampedModel
+from leadml.api.models import TimeStampedModel
 
 
 class ModelType(models.TextChoices):

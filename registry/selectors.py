@@ -5,7 +5,7 @@ from collections.abc import Sequence
 
 from django.db.models import QuerySet
 
-from leadml.errors import ApplicationError, ConflictError, NotFoundError
+from leadml.api.errors import ApplicationError, ConflictError, NotFoundError
 from registry.models import ModelVersion, PromotionEvent
 
 

@@ -1,11 +1,11 @@
-"""What registry/presenters.py builds, described for the OpenAPI schema (see leadml/serializers.py)."""
+"""What registry/presenters.py builds, described for the OpenAPI schema (see leadml/api/serializers.py)."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from leadml.fields import ModelTypeField
-from leadml.serializers import (
+from leadml.api.fields import ModelTypeField
+from leadml.api.serializers import (
     DroppedColumnSerializer,
     FeatureEngineeringReportSerializer,
     FeatureWeightListField,

@@ -10,9 +10,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from leadml.errors import ApplicationError, ConflictError
+from leadml.api.errors import ApplicationError, ConflictError
 from registry import artifacts
-from registry.authentication import hash_key
+from registry.tokens import hash_key
 from registry.cache import serving_cache_forget
 from registry.models import ApiToken, ModelVersion, PromotionEvent, RegistryState
 from registry.selectors import model_name_check_type

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from threadpoolctl import threadpool_limits
 
 from demo.data import generate_customers, generate_leads
-from registry.authentication import ApiTokenRateThrottle
+from leadml.api.throttling import ApiTokenRateThrottle
 from registry.cache import cache_clear
 from registry.models import ModelVersion
 from registry.services import api_token_create

@@ -6,7 +6,7 @@ import uuid
 from django.core.exceptions import ValidationError
 from django.db import models
 
-from leadml.models import TimeStampedModel
+from leadml.api.models import TimeStampedModel
 from registry.models import ModelType, ModelVersion
 from training.source_urls import url_masked, url_problem
 

@@ -7,7 +7,7 @@ import pandas as pd
 from django.core.exceptions import ValidationError
 from django.db.models.fields.json import KeyTextTransform
 
-from leadml.errors import NotFoundError
+from leadml.api.errors import NotFoundError
 from registry.models import ModelVersion
 from training.models import Dataset, DatasetRow, TrainingJob
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_serializer
 from rest_framework import serializers
 
-from leadml.fields import ModelTypeField
-from leadml.serializers import QualityReportSerializer
+from leadml.api.fields import ModelTypeField
+from leadml.api.serializers import QualityReportSerializer
 from registry.models import ModelVersion
 from registry.serializers import ModelMetadataSerializer, ModelMetricsSerializer
 from training.models import Dataset, TrainingJob

@@ -115,7 +115,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "leadml.middleware.RefuseNulInUrlMiddleware",
+    "leadml.api.middleware.RefuseNulInUrlMiddleware",
     "axes.middleware.AxesMiddleware",
 ]
 AUTHENTICATION_BACKENDS = [
@@ -219,18 +219,18 @@ LEADML_MIN_ROWS_PER_CLASS = env.int("LEADML_MIN_ROWS_PER_CLASS", default=10)
 
 # --- API ---------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.authentication.ApiTokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["registry.tokens.ApiTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["registry.authentication.ApiTokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["leadml.api.throttling.ApiTokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"api_token": env.str("LEADML_THROTTLE_RATE", default="6000/min")},
-    "DEFAULT_RENDERER_CLASSES": ["leadml.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["leadml.api.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "leadml.parsers.JSONParser",
+        "leadml.api.parsers.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "leadml.errors.exception_handler",
+    "EXCEPTION_HANDLER": "leadml.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 # `/bench/floor` (bench/floor.py): routed only in the server `manage.py bench` starts.

@@ -9,9 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import NotFoundError
-from leadml.fields import ModelTypeField, model_type_path_check
-from leadml.serializers import MODEL_TYPE_PATH_PARAMETER, SuccessSerializer, error_responses
+from leadml.api.errors import NotFoundError
+from leadml.api.fields import ModelTypeField, model_type_path_check
+from leadml.api.serializers import MODEL_TYPE_PATH_PARAMETER, SuccessSerializer, error_responses
 from monitoring.models import MonitoringEvent
 from monitoring.serializers import (
     MonitoringEventSerializer,
@@ -27,7 +27,7 @@ from monitoring.services.events import (
     webhook_url_refusal,
 )
 from monitoring.services.triggers import TRIGGER_FIELDS, trigger_settings_get, trigger_settings_update
-from registry.authentication import tenant_authorize
+from leadml.api.authentication import tenant_authorize
 
 
 EVENTS_LIMIT = 500

@@ -10,15 +10,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import PayloadTooLargeError
-from leadml.fields import ModelTypeField, UserIdField
-from leadml.serializers import error_responses
+from leadml.api.errors import PayloadTooLargeError
+from leadml.api.fields import ModelTypeField, UserIdField
+from leadml.api.serializers import error_responses
 from monitoring.serializers import (
     OutcomeRejectionSerializer,
 )
 from monitoring.services.outcomes import outcomes_record
-from registry.authentication import tenant_authorize
-from training.services.datasets import csv_read
+from leadml.api.authentication import tenant_authorize
+from leadml.api.uploads import csv_read
 
 
 class OutcomesApi(APIView):

@@ -8,8 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.fields import ModelTypeField, model_type_path_check
-from leadml.serializers import MODEL_TYPE_PATH_PARAMETER, error_responses
+from leadml.api.fields import ModelTypeField, model_type_path_check
+from leadml.api.serializers import MODEL_TYPE_PATH_PARAMETER, error_responses
 from monitoring.serializers import (
     DataDriftSerializer,
     DataQualitySerializer,
@@ -20,7 +20,7 @@ from monitoring.serializers import (
     TriggerSerializer,
 )
 from monitoring.services.report import monitoring_report, monitoring_version, window_resolve
-from registry.authentication import tenant_authorize
+from leadml.api.authentication import tenant_authorize
 
 
 from monitoring.serializers import MonitoringSummarySerializer

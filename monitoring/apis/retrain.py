@@ -8,9 +8,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.serializers import error_responses
+from leadml.api.serializers import error_responses
 from monitoring.services.retrain import retrain_request
-from registry.authentication import tenant_authorize
+from leadml.api.authentication import tenant_authorize
 from registry.selectors import model_version_list_named
 from training.presenters import job_summary
 from training.serializers import TrainingJobSerializer

@@ -30,7 +30,7 @@ from django.utils import timezone
 from django_q.models import Schedule
 from django_q.tasks import async_task
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from monitoring.models import MonitoringEvent, TenantWebhook
 from registry.models import ModelVersion
 from training.services.jobs import BROKER_ERRORS

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from leadml.errors import ApplicationError, NotFoundError
+from leadml.api.errors import ApplicationError, NotFoundError
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.errors import ArtifactIntegrityError
 from leadml.ml.features import to_datetime

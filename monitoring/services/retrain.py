@@ -18,7 +18,7 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from leadml.errors import ApplicationError, ConflictError, ServiceUnavailableError
+from leadml.api.errors import ApplicationError, ConflictError, ServiceUnavailableError
 from monitoring.models import MonitoringEvent
 from monitoring.services.events import event_record
 from monitoring.services.report import monitoring_report, window_resolve

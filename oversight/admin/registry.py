@@ -16,7 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from monitoring.services.retrain import retrain_evaluate, retrain_request
 from oversight.card import model_card
 from oversight.lookups import object_or_404

@@ -11,10 +11,11 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from oversight.lookups import object_or_404
 from training.models import Dataset, DataSource, DatasetRow, TrainingJob
-from training.services.datasets import csv_read, dataset_rows_append
+from leadml.api.uploads import csv_read
+from training.services.datasets import dataset_rows_append
 from training.services.jobs import training_job_cancel
 from training.source_defaults import defaults_for
 from training.source_urls import MASK, url_masked

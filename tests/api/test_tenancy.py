@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from registry.authentication import hash_key
+from registry.tokens import hash_key
 from registry.models import ApiToken, ModelVersion
 from registry.services import api_token_create, api_token_revoke
 from tests.conftest import OTHER_TENANT, TENANT, make_dataset

@@ -30,7 +30,7 @@ from leadml.ml.errors import DataError
 import predictions.apis
 import predictions.services
 from leadml.ml.types import MODEL_TYPES
-from registry.authentication import ApiTokenRateThrottle
+from leadml.api.throttling import ApiTokenRateThrottle
 from registry.models import ModelVersion
 from tests.api.test_models_and_docs import second_lead_model
 from tests.api.test_transactions_clv import transaction_log

@@ -9,7 +9,7 @@ from django.contrib.admin.models import LogEntry
 from django.test import Client
 from rest_framework.test import APIClient
 
-from registry.authentication import hash_key
+from registry.tokens import hash_key
 from registry.models import ApiToken
 from tests.oversight.conftest import messages_of
 from tests.conftest import TENANT

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from django.test import override_settings
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from leadml.ml.confidence import class_probability, lead_confidence
-from leadml.records import records_check
-import leadml.records
+from leadml.api.records import records_check
+import leadml.api.records
 from predictions.services import (
     _lead_outputs,
     _value_outputs,
@@ -76,7 +76,7 @@ def test_value_answers_equal_the_one_value_functions() -> None:
 def _walked(records: list, monkeypatch: pytest.MonkeyPatch) -> ApplicationError | None:
     """What `records_check` says when it walks every record (no screen)."""
     with monkeypatch.context() as patched:
-        patched.setattr(leadml.records, "_records_pass_screen", lambda records: False)
+        patched.setattr(leadml.api.records, "_records_pass_screen", lambda records: False)
         try:
             records_check(records, field="data")
         except ApplicationError as error:
@@ -140,5 +140,5 @@ def test_a_nul_in_a_field_name_is_named_as_the_walk_names_it(monkeypatch: pytest
 
 
 def test_a_clean_batch_passes_the_screen() -> None:
-    assert leadml.records._records_pass_screen(crm_records(1000))
+    assert leadml.api.records._records_pass_screen(crm_records(1000))
     assert _screened(crm_records(1000)) is None

@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from registry.authentication import ApiTokenRateThrottle
+from leadml.api.throttling import ApiTokenRateThrottle
 from tests.conftest import TENANT
 
 

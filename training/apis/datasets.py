@@ -11,19 +11,20 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import PayloadTooLargeError
-from leadml.fields import ModelTypeField, UserIdField
-from leadml.serializers import (
+from leadml.api.errors import PayloadTooLargeError
+from leadml.api.fields import ModelTypeField, UserIdField
+from leadml.api.serializers import (
     error_responses,
 )
-from registry.authentication import tenant_authorize, tenant_scope
+from leadml.api.authentication import tenant_authorize, tenant_scope
 from training.models import Dataset
 from training.presenters import dataset_summary
 from training.selectors import dataset_get
 from training.serializers import (
     DatasetSerializer,
 )
-from training.services.datasets import csv_read, dataset_create, rows_validate, transactions_dataset_create
+from leadml.api.uploads import csv_read
+from training.services.datasets import dataset_create, rows_validate, transactions_dataset_create
 
 
 TRANSACTION_FIELDS = ("customer_column", "date_column", "amount_column", "calibration_end", "horizon_days")

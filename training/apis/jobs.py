@@ -10,13 +10,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import ApplicationError, error_details_flatten
-from leadml.fields import ModelTypeField, UserIdField
+from leadml.api.errors import ApplicationError, error_details_flatten
+from leadml.api.fields import ModelTypeField, UserIdField
 from leadml.ml.pipeline import ALGORITHM_CHOICES
-from leadml.serializers import (
+from leadml.api.serializers import (
     error_responses,
 )
-from registry.authentication import tenant_authorize, tenant_scope
+from leadml.api.authentication import tenant_authorize, tenant_scope
 from training.models import TrainingJob
 from training.presenters import job_summary, synchronous_result
 from training.selectors import training_job_get

@@ -10,10 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.errors import PayloadTooLargeError
+from leadml.api.errors import PayloadTooLargeError
 from leadml.ml.preprocess import preprocess_records
-from leadml.records import records_check
-from leadml.serializers import (
+from leadml.api.records import records_check
+from leadml.api.serializers import (
     DroppedColumnSerializer,
     FeatureEngineeringReportSerializer,
     PreprocessingOptionsSerializer,

@@ -27,7 +27,7 @@ from django_q.exceptions import TimeoutException
 from django_q.tasks import async_task
 from redis.exceptions import RedisError
 
-from leadml.errors import ApplicationError, ConflictError, ServiceUnavailableError
+from leadml.api.errors import ApplicationError, ConflictError, ServiceUnavailableError
 from leadml.ml.artifacts import dump_bytes
 from leadml.ml.errors import ArtifactIntegrityError
 from leadml.ml.promotion import PromotionDecision, decide_promotion

@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from training.models import Dataset, DataSource
 from training.services.datasets import dataset_create, transactions_dataset_create
 from training.source_defaults import defaults_for

@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from registry.services import api_token_create
 
 

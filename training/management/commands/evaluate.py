@@ -22,7 +22,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from sklearn.model_selection import train_test_split
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from leadml.ml.errors import MLError
 from leadml.ml.parsing import read_csv_typed
 from leadml.ml.pipeline import ALGORITHM_CHOICES

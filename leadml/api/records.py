@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from leadml.ml.nested import record_columns
 
 NUL = "\x00"

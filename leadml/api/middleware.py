@@ -6,7 +6,7 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from leadml.errors import error_body
+from leadml.api.errors import error_body
 
 NUL = "\x00"
 

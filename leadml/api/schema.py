@@ -5,7 +5,8 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
 class ApiTokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "registry.authentication.ApiTokenAuthentication"
+    target_class = "leadml.api.authentication.BearerTokenAuthentication"
+    match_subclasses = True
     name = "ApiToken"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:

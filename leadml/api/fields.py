@@ -1,7 +1,7 @@
 """Serializer pieces shared by every app's API."""
 from rest_framework import serializers
 
-from leadml.errors import ApplicationError
+from leadml.api.errors import ApplicationError
 from leadml.ml.types import MODEL_TYPES
 
 

@@ -40,7 +40,7 @@ class JSONParser(BaseParser):
             if "number is infinity" not in str(error):
                 raise ParseError(f"JSON parse error - {error}") from error
             # An integer longer than a double: the standard library reads it, and the
-            # field's own check names it (records: leadml.records.number_too_large).
+            # field's own check names it (records: leadml.api.records.number_too_large).
             data = _stdlib_loads(body)
             if SURROGATE_ESCAPE.search(body):  # orjson stopped before it could refuse these
                 _surrogate_refuse(body)
@@ -69,8 +69,8 @@ def _nul_refuse(data: Any) -> None:
         # as every other check of a record names them; a batch's as "data[3].email".
         if isinstance(data, dict) and isinstance(data.get("data"), dict) and path.startswith("data."):
             path = path.removeprefix("data.")
-        # A ValidationError, not leadml.errors' ApplicationError: DRF imports this module
-        # while leadml.errors is being imported. The handler gives it the one error shape.
+        # A ValidationError, not leadml.api.errors' ApplicationError: DRF imports this module
+        # while leadml.api.errors is being imported. The handler gives it the one error shape.
         raise ValidationError({path: ["contains a NUL character"]})
 
 
