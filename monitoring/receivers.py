@@ -1,23 +1,27 @@
-"""Monitoring events from what other apps do: promotions, finished retrains, migrations."""
+"""Monitoring events from what other apps announce (registry.signals, training.signals); schedules after migrate.
+
+The apps below monitoring send these signals explicitly from their services; a signal,
+not a call, because the layers run one way (README, "Architecture").
+"""
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models.signals import post_migrate, post_save
+from django.db.models.signals import post_migrate
 from django.dispatch import receiver
 
 from monitoring.models import MonitoringEvent
 from monitoring.services.events import event_record
 from monitoring.services.schedule import monitoring_schedule_ensure, source_sync_schedule_ensure
 from registry.models import PromotionEvent
+from registry.signals import version_promoted
 from training.models import TrainingJob
 from training.signals import job_finished
 
 
-@receiver(post_save, sender=PromotionEvent, dispatch_uid="monitoring_promotion_event")
-def promotion_recorded(sender: Any, instance: PromotionEvent, created: bool, **kwargs: Any) -> None:
-    if not created:
-        return
+@receiver(version_promoted, dispatch_uid="monitoring_promotion_event")
+def promotion_recorded(sender: Any, event: PromotionEvent, **kwargs: Any) -> None:
+    instance = event
     to_version = instance.to_version
     from_version = instance.from_version
     change = f"v{from_version.version} -> " if from_version is not None else ""

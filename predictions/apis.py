@@ -1,4 +1,4 @@
-"""`/predict` and `/predict/batch`, in the response shape the CRM already reads (SPEC §5)."""
+"""`/predict` and `/predict/batch`, in the response shape the CRM already reads."""
 from __future__ import annotations
 
 from typing import Any

@@ -16,6 +16,7 @@ from registry.tokens import hash_key
 from registry.cache import serving_cache_forget
 from registry.models import ApiToken, ModelVersion, PromotionEvent, RegistryState
 from registry.selectors import model_name_check_type
+from registry.signals import version_promoted
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def model_version_activate(*, model_version: ModelVersion, actor: str, reason: s
     ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ACTIVE)
     model_version.status = ModelVersion.Status.ACTIVE
     registry_changed()
-    return PromotionEvent.objects.create(
+    event = PromotionEvent.objects.create(
         tenant=model_version.tenant,
         model_type=model_version.model_type,
         from_version=current,
@@ -205,6 +206,8 @@ def model_version_activate(*, model_version: ModelVersion, actor: str, reason: s
         actor=actor,
         reason=reason,
     )
+    version_promoted.send(sender=PromotionEvent, event=event)
+    return event
 
 
 def model_version_mark_broken(*, model_version: ModelVersion, reason: str) -> None:

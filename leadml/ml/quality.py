@@ -1,4 +1,4 @@
-"""Data-quality summary of a training table (SPEC §3), leakage evidence included.
+"""Data-quality summary of a training table, leakage evidence included.
 
 Leakage is judged from evidence, not only from names. For every candidate column
 (one inference would keep as a feature) the report gives:

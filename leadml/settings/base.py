@@ -213,7 +213,7 @@ LEADML_EXPLAIN_BATCH_MAX_ROWS = env.int("LEADML_EXPLAIN_BATCH_MAX_ROWS", default
 # boosting on 50,000 rows. `?wait=N` may ask for up to LEADML_MAX_WAIT_SECONDS.
 LEADML_TRAIN_WAIT_SECONDS = env.int("LEADML_TRAIN_WAIT_SECONDS", default=900)
 LEADML_MAX_WAIT_SECONDS = env.int("LEADML_MAX_WAIT_SECONDS", default=3600)
-# SPEC §4: refuse to train below these.
+# Refuse to train below these (README, "Training").
 LEADML_MIN_ROWS = env.int("LEADML_MIN_ROWS", default=50)
 LEADML_MIN_ROWS_PER_CLASS = env.int("LEADML_MIN_ROWS_PER_CLASS", default=10)
 
@@ -352,7 +352,7 @@ LOGGING = {
 # Parallel fits in the hyperparameter search (joblib); 1 keeps one job per core predictable.
 LEADML_TRAIN_N_JOBS = env.int("LEADML_TRAIN_N_JOBS", default=1)
 
-# --- Monitoring and retraining (SPEC §6) --------------------------------------
+# --- Monitoring and retraining --------------------------------------
 # Default window of GET /monitoring and of trigger evaluation.
 LEADML_MONITORING_WINDOW_DAYS = env.int("LEADML_MONITORING_WINDOW_DAYS", default=7)
 # At most this many predictions of a window are read (a time-stratified sample beyond).

@@ -109,6 +109,6 @@ class InsightsApi(APIView):
         model_type_path_check(model_type)
         body = insights_get(tenant=user_id, model_type=model_type)
         active = model_version_get_active(tenant=user_id, model_type=model_type)
-        # SPEC §7: insights carry the active model's drift and quality summaries too.
+        # Insights carry the active model's drift and quality summaries too.
         body["monitoring"] = monitoring_summary(version=active) if active is not None else None
         return Response(body)

@@ -1,4 +1,4 @@
-"""GET /monitoring: how a model version is doing on its recent predictions (SPEC §6).
+"""GET /monitoring: how a model version is doing on its recent predictions (README, "Monitoring and retraining").
 
 A window of the prediction log (since/until, the last N, or the last days) is read as a
 sample of at most settings.LEADML_MONITORING_SAMPLE_ROWS predictions, stratified over

@@ -1,4 +1,4 @@
-"""`POST /datasets` and `GET /datasets/{id}`: CSV and JSON uploads, validation, limits (SPEC §3)."""
+"""`POST /datasets` and `GET /datasets/{id}`: CSV and JSON uploads, validation, limits."""
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,4 @@
-"""Model listing, deletion and activation; OpenAPI schema and docs; `/health` (SPEC §7)."""
+"""Model listing, deletion and activation; OpenAPI schema and docs; `/health`."""
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,4 @@
-"""`POST /predict` and `/predict/batch`: the CRM's response shape, logging, errors, fallback (SPEC §5)."""
+"""`POST /predict` and `/predict/batch`: the CRM's response shape, logging, errors, fallback."""
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
@@ -15,7 +15,7 @@ from registry.models import ModelVersion
 from registry.services import model_version_activate
 from tests.conftest import TENANT, clv_request, lead_request, train_inline, without
 
-# The CRM's request body (SPEC §7, seed README).
+# The CRM's request body, as the CRM sends it.
 CRM_LEAD = {
     "email": "john.doe@acme-analytics.com",
     "job_title": "VP Sales",

@@ -1,4 +1,4 @@
-"""Authentication and tenant isolation over HTTP (SPEC §2)."""
+"""Authentication and tenant isolation over HTTP."""
 from __future__ import annotations
 
 import uuid

@@ -1,4 +1,4 @@
-"""Per-token request throttling (SPEC §2)."""
+"""Per-token request throttling."""
 from __future__ import annotations
 
 from collections.abc import Callable
