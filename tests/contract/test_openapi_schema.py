@@ -32,8 +32,8 @@ import predictions.services
 from leadml.ml.types import MODEL_TYPES
 from leadml.api.throttling import ApiTokenRateThrottle
 from registry.models import ModelVersion
-from tests.api.test_models_and_docs import second_lead_model
-from tests.api.test_transactions_clv import transaction_log
+from tests.registry.test_models_api import second_lead_model
+from tests.training.test_transactions_clv import transaction_log
 from tests.conftest import OTHER_TENANT, TENANT, clv_request, lead_request, make_dataset, train_inline
 from tests.reliability.brokers import broker_down
 from training.models import TrainingJob

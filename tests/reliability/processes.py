@@ -1,6 +1,6 @@
 """Real service processes for the reliability tests: `manage.py` commands against a throwaway SQLite.
 
-As tests/test_serve_command.py starts them: each in a session of its own, so every
+As tests/reliability/test_serve_command.py starts them: each in a session of its own, so every
 process it forks (qcluster's sentinel, pool, pusher) can be found, and killed, by the
 session id. The test reads the job rows straight from the SQLite file, without Django.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.test_serve_command import BASE_DIR, _session_processes
+from tests.reliability.test_serve_command import BASE_DIR, _session_processes
 
 
 def service_env(var_dir: Path, **extra: str) -> dict[str, str]:

@@ -23,7 +23,7 @@ from registry.services import api_token_create
 from tests.conftest import TENANT, make_dataset, train_inline
 from tests.reliability.brokers import broker_down, closed_port
 from tests.reliability.processes import Service, count_rows, http_request, manage, service_env, wait_for
-from tests.test_serve_command import _answers_http, _free_port, _request
+from tests.reliability.test_serve_command import _answers_http, _free_port, _request
 from training.models import TrainingJob
 from training.services.jobs import training_jobs_reap
 

@@ -37,7 +37,7 @@ from tests.reliability.processes import (
     service_env,
     wait_for,
 )
-from tests.test_serve_command import _free_port
+from tests.reliability.test_serve_command import _free_port
 
 STALE_SECONDS = 3
 REAPER_INTERVAL_SECONDS = 60  # LEADML_JOB_REAPER_INTERVAL_MINUTES' default

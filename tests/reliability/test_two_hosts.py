@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from demo.data import generate_leads
-from tests.test_serve_command import (  # noqa: F401  (serve_env and start_serve are fixtures)
+from tests.reliability.test_serve_command import (  # noqa: F401  (serve_env and start_serve are fixtures)
     BASE_DIR,
     ServeProcess,
     _request,

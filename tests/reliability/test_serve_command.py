@@ -24,7 +24,7 @@ import pytest
 
 from demo.data import generate_leads
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 30
 
