@@ -28,7 +28,7 @@ from monitoring.models import Outcome
 from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from predictions.services import prediction_class, tier_for_percentile
-from predictions.storage import PredictionRow, predictions_insert
+from predictions.prediction_log import PredictionRow, predictions_insert
 from registry.models import ModelVersion
 
 POSITIVE_STATUSES = ["customer", "won"]

@@ -32,7 +32,7 @@ from leadml.ml.transactions import features_for_customers
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.public_ids import public_ids
-from predictions.storage import PredictionBatch, predictions_insert
+from predictions.prediction_log import PredictionBatch, predictions_insert
 from registry.cache import ArtifactUnusable, bundle_load, model_version_fallbacks_for_request, model_version_for_request
 from registry.models import ModelVersion
 

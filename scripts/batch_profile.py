@@ -39,7 +39,7 @@ from bench.types import BenchConfig  # noqa: E402
 from leadml.ml.types import LEAD_CONVERSION  # noqa: E402
 import predictions.services  # noqa: E402
 from predictions.services import predictions_make  # noqa: E402
-from predictions.storage import predictions_tenant_delete  # noqa: E402
+from predictions.prediction_log import predictions_tenant_delete  # noqa: E402
 from registry.selectors import model_version_get_active  # noqa: E402
 from registry.services import api_token_create  # noqa: E402
 

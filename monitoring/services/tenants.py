@@ -12,7 +12,7 @@ import logging
 from django.db import transaction
 
 from monitoring.models import MonitoringEvent, Outcome, SourceSyncState, TenantWebhook, TriggerSettings
-from predictions.storage import predictions_tenant_delete
+from predictions.prediction_log import predictions_tenant_delete
 from registry.services import registry_tenant_delete
 from training.services.datasets import training_tenant_delete
 

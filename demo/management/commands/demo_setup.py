@@ -19,7 +19,7 @@ from demo.data import generate_customers, generate_leads
 from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from predictions.services import predictions_make
-from predictions.storage import predictions_backdate
+from predictions.prediction_log import predictions_backdate
 from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from predictions import storage
 from predictions.models import Prediction
-from predictions.storage import PredictionBatch, PredictionRow, predictions_insert
+from predictions.prediction_log import PredictionBatch, PredictionRow, predictions_insert
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
