@@ -31,8 +31,8 @@ LEAD_CHARTS = 8
 def models(lead_rows: list[dict[str, Any]]) -> list[ModelVersion]:
     """Two versions of one lead model, a few hundred predictions and their outcomes."""
     make_dataset(TENANT, LEAD, lead_rows)
-    first = train_inline(TENANT, LEAD, "logistic_regression", "leads", {"param_grid": {"C": [1.0]}})
-    second = train_inline(TENANT, LEAD, "logistic_regression", "leads", {"param_grid": {"C": [0.1]}})
+    first = train_inline(TENANT, LEAD, "logistic_regression", "leads", {"param_grid": {"C": [1.0]}}, reuse=True)
+    second = train_inline(TENANT, LEAD, "logistic_regression", "leads", {"param_grid": {"C": [0.1]}}, reuse=True)
     assert first.status == second.status == "succeeded"
     _, key = api_token_create(name="crm", tenant=TENANT)
     api = APIClient()

@@ -146,7 +146,7 @@ def test_a_batch_names_rows_without_an_id_by_position(crm: APIClient, crm_lead_m
 
 def test_a_clv_batch_names_customers_by_position_and_gives_each_its_confidence(crm: APIClient) -> None:
     make_dataset(CRM_USER, "customer_lifetime_value", records(generate_customers(300, seed=8)))
-    assert train_inline(CRM_USER, "customer_lifetime_value", "random_forest", "crm_clv").status == "succeeded"
+    assert train_inline(CRM_USER, "customer_lifetime_value", "random_forest", "crm_clv", reuse=True).status == "succeeded"
     customers = [{key: value for key, value in row.items() if key not in ("customer_id", "lifetime_value")}
                  for row in records(generate_customers(12, seed=9))]
     response = crm.post("/predict/batch", {"model_type": "customer_lifetime_value", "user_id": CRM_USER,

@@ -520,7 +520,7 @@ def test_train_and_retrain_answer_503_when_the_job_queue_is_down(
     _, key = api_token_create(name="t", tenant=TENANT)
     api = client_for(key)
     make_dataset(TENANT, "lead_conversion", lead_rows)
-    assert train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr").status == "succeeded"
+    assert train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr", reuse=True).status == "succeeded"
     broker_down(monkeypatch)
     train = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "m", "user_id": TENANT}
     response = api.post("/train", train, format="json")

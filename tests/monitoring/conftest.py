@@ -73,6 +73,6 @@ def put_triggers(api: APIClient, changes: dict[str, Any], model_type: str = LEAD
 def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
     """tests/conftest.py's lead model with one C instead of a grid of three: a third of the fits."""
     make_dataset(TENANT, LEAD, lead_rows)
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", {"param_grid": {"C": [1.0]}})
+    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", {"param_grid": {"C": [1.0]}}, reuse=True)
     assert job.status == "succeeded", job.error
     return job.model_version

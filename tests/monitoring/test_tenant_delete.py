@@ -21,7 +21,7 @@ OTHER = "tenant-b"
 
 def _tenant_with_everything(tenant: str, lead_rows: list[dict[str, Any]]) -> ModelVersion:
     make_dataset(tenant, "lead_conversion", lead_rows)
-    job = train_inline(tenant, "lead_conversion", "logistic_regression", "leads")
+    job = train_inline(tenant, "lead_conversion", "logistic_regression", "leads", reuse=True)
     assert job.status == "succeeded", job.error
     record = {key: value for key, value in lead_rows[0].items() if key != "status"}
     predictions_make(tenant=tenant, model_type="lead_conversion", records=[record | {"id": "L1"}])

@@ -50,7 +50,7 @@ def viewer(django_user_model: Any) -> Client:
 def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
     """The 400 demo leads and one logistic regression fitted with a single C (fast)."""
     make_dataset(TENANT, LEAD, lead_rows)
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", FAST_LEAD_GRID)
+    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", FAST_LEAD_GRID, reuse=True)
     assert job.status == "succeeded", job.error
     return job.model_version
 
@@ -59,7 +59,7 @@ def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
 def lead_versions(lead_model: ModelVersion) -> tuple[ModelVersion, ModelVersion]:
     """(active, candidate): a second version of the same lead model that did not replace the first."""
     # Uncalibrated, with a weaker C: cheaper to fit, and no better than the first.
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", {"param_grid": {"C": [0.01]}, "calibrate": False})
+    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", {"param_grid": {"C": [0.01]}, "calibrate": False}, reuse=True)
     assert job.status == "succeeded", job.error
     active = ModelVersion.objects.get(tenant=TENANT, model_type=LEAD, status=ModelVersion.Status.ACTIVE)
     other = ModelVersion.objects.get(tenant=TENANT, name="leads_lr", status=ModelVersion.Status.CANDIDATE)
@@ -69,7 +69,7 @@ def lead_versions(lead_model: ModelVersion) -> tuple[ModelVersion, ModelVersion]
 @pytest.fixture
 def clv_model(db: None, customer_rows: list[dict[str, Any]]) -> ModelVersion:
     make_dataset(TENANT, CLV, customer_rows)
-    job = train_inline(TENANT, CLV, "linear_regression", "clv_lr")
+    job = train_inline(TENANT, CLV, "linear_regression", "clv_lr", reuse=True)
     assert job.status == "succeeded", job.error
     return job.model_version
 

@@ -29,7 +29,7 @@ def prediction_log(api: APIClient, lead_rows: list[dict[str, Any]]) -> list[dict
     """Five leads scored by the rules (no model yet), then a model and 25 leads scored by it."""
     score_leads(api, lead_rows[:RULES_SCORED])
     make_dataset(TENANT, LEAD, lead_rows)
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", FAST_LEAD_GRID)
+    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", FAST_LEAD_GRID, reuse=True)
     assert job.status == "succeeded", job.error
     score_leads(api, lead_rows[RULES_SCORED:30])
     return lead_rows[:30]

@@ -381,7 +381,7 @@ def test_tampered_artifact_falls_back_on_this_host_and_is_not_marked_broken(
 def test_a_version_whose_artifact_fails_here_is_served_by_its_older_version_until_restored(
     api: APIClient, lead_model: ModelVersion
 ) -> None:
-    newer = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr").model_version
+    newer = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr", reuse=True).model_version
     model_version_activate(model_version=newer, actor="test", reason="newer")
     path = storages["models"].path(newer.artifact_path)
     original = _flip_a_byte(path)

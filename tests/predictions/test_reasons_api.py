@@ -49,7 +49,7 @@ def assert_reasons_add_up(body: dict[str, Any], served: float, *, unit: str) -> 
 @pytest.fixture
 def gb_lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
     make_dataset(TENANT, "lead_conversion", lead_rows)
-    job = train_inline(TENANT, "lead_conversion", "gradient_boosting", "leads_gb", {"param_grid": {"max_iter": [40]}})
+    job = train_inline(TENANT, "lead_conversion", "gradient_boosting", "leads_gb", {"param_grid": {"max_iter": [40]}}, reuse=True)
     assert job.status == "succeeded", job.error
     return job.model_version
 

@@ -31,7 +31,7 @@ def test_activation_revocation_and_new_versions_move_the_counter(
     api: APIClient, lead_model: ModelVersion, tenant_key: str, client_for: Any
 ) -> None:
     before = registry_generation()
-    newer = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr", {"min_improvement": 1.0})
+    newer = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr", {"min_improvement": 1.0}, reuse=True)
     assert registry_generation() > before
     assert api.post("/predict", lead_request(LEAD), format="json").json()["model_version"] == 1
     model_version_activate(model_version=newer.model_version, actor="test", reason="try")
