@@ -40,7 +40,7 @@ from leadml.ml.validation import (  # noqa: F401  (RECORD_WARNING_FIELD: importe
     prepare_each,
 )
 
-# Training records kept with each version, the reference of drift checks (leadml.ml.monitoring):
+# Training records kept with each version, the reference of drift checks (leadml.ml.drift):
 # enough for distance measures to be steady on large datasets, small next to the model.
 REFERENCE_SAMPLE_ROWS = 5000
 # Builds (and, for old versions, verifies) one compiled scorer at a time per process.
