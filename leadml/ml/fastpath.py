@@ -41,7 +41,7 @@ from leadml.ml.features import (
     to_datetime,
 )
 from leadml.ml.nested import tag_column, tag_set
-from leadml.ml.rules import email_domain, is_free_mail, seniority_level
+from leadml.ml.vocabulary import email_domain, is_free_mail, seniority_level
 
 # Below this many records the compiled path is faster than the pipeline's vectorised one.
 COMPILED_MAX_ROWS = 1000

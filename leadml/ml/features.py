@@ -23,13 +23,12 @@ from leadml.ml.btyd import BTYDFeatures
 from leadml.ml.errors import ConfigError
 from leadml.ml.nested import is_list, tag_column, tag_set
 from leadml.ml.parsing import to_numeric
-from leadml.ml.rules import email_domain, is_free_mail, seniority_level
 from leadml.ml.types import ColumnSpec, DroppedColumn, FeatureOptions, FeatureSchema
+from leadml.ml.vocabulary import JOB_TITLE_FIELDS, email_domain, is_free_mail, seniority_level
 
 IDENTIFIER_NAME = re.compile(r"(^|_)(id|uuid|guid|key)$|^(id|uuid|guid)_", re.IGNORECASE)
 EMAIL_NAME = re.compile(r"(^|_)e?mail(_address)?$", re.IGNORECASE)
 EMAIL_VALUE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-JOB_TITLE_NAMES = {"job_title", "title", "jobtitle", "position", "role"}
 PERSONAL_TEXT_NAMES = {"name", "first_name", "last_name", "full_name", "phone", "phone_number", "address"}
 DATE_NAME = re.compile(r"(_at|_date|_on|^date|_time)$", re.IGNORECASE)
 MAX_CATEGORIES_KEPT = 50
@@ -271,7 +270,7 @@ def infer_schema(
         ):
             columns.append(ColumnSpec(name, "email", missing_share))
             continue
-        if lowered in JOB_TITLE_NAMES:
+        if lowered in JOB_TITLE_FIELDS:
             columns.append(ColumnSpec(name, "job_title", missing_share, categories=_top_categories(values)))
             continue
 

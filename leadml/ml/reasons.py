@@ -58,9 +58,9 @@ from leadml.ml.explain import transformed_sources
 from leadml.ml.features import _as_text, to_datetime
 from leadml.ml.nested import tag_set
 from leadml.ml.parsing import to_numeric
-from leadml.ml.rules import email_domain
 from leadml.ml.treeshap import MAX_PLAYERS, TreeGame, tree_game
 from leadml.ml.types import FeatureSchema
+from leadml.ml.vocabulary import email_domain
 
 if TYPE_CHECKING:
     from leadml.ml.bundle import ModelBundle
