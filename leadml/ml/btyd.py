@@ -16,6 +16,10 @@ counts and long histories stay finite. `BTYDFeatures` wraps them as a scikit-lea
 transformer that appends each customer's expected purchases, probability of being
 alive, expected purchase value and expected spend over a horizon, so they can feed a
 regressor in one Pipeline. Plain numpy/scipy/scikit-learn: never imports Django.
+
+It stays one module past 400 lines: the two models share the fitting helper and the
+parameter bounds, and `BTYDFeatures`, which wraps both, is pickled with every lifetime-value
+version that uses it, so its module path stays put.
 """
 from __future__ import annotations
 

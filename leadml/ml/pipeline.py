@@ -5,6 +5,11 @@
 
 Everything is fitted together and saved together, so prediction applies exactly what
 training learned.
+
+It stays one module past 400 lines: the algorithms, their default grids and the
+preprocessing options are the one vocabulary `POST /train` accepts, and the estimators
+defined here (`EstimateRegressor`, `RunRateRegressor`, `LinearValueRegressor`) are pickled
+with model versions, so their module path stays put.
 """
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from leadml.ml.features import infer_schema
 from leadml.ml.parsing import to_numeric
+from leadml.ml.schema import infer_schema
 from leadml.ml.types import FeatureSchema, is_classification
 
 # Rows the column-kind and leakage scans read; counts (missing, constant, duplicates) use all.

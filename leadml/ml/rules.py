@@ -161,23 +161,7 @@ def score_lead_by_rules(record: Mapping[str, object]) -> RuleLeadScore:
                 reasons.append(Reason(size_field, points, f"company size {company_size:,.0f} employees ({label} band)"))
                 break
 
-    engagement_score = _parse_number(fields.get("engagement_score"))
-    if engagement_score is not None and engagement_score > 0:
-        capped = min(engagement_score, 100.0)
-        reasons.append(
-            Reason(
-                "engagement_score",
-                round(capped * ENGAGEMENT_SCORE_POINTS_PER_UNIT, 2),
-                f"engagement score {capped:g}/100",
-            )
-        )
-
-    for field, points_per_unit, cap, noun in ENGAGEMENT_COUNT_RULES:
-        count = _parse_number(fields.get(field))
-        if count is not None and count > 0:
-            counted = min(count, cap)
-            description = f"{count:g} {noun}" + (f" (counted up to {cap:g})" if count > cap else "")
-            reasons.append(Reason(field, round(counted * points_per_unit, 2), description))
+    reasons += _engagement_reasons(fields)
 
     rule_score = _clamp(BASE_SCORE + sum(reason.contribution for reason in reasons), 0.0, 100.0)
     crm_score = _parse_number(fields.get("lead_score"))
@@ -199,6 +183,28 @@ def score_lead_by_rules(record: Mapping[str, object]) -> RuleLeadScore:
         conversion_probability=probability_from_score(score),
         reasons=_ordered(reasons),
     )
+
+
+def _engagement_reasons(fields: Mapping[str, object]) -> list[Reason]:
+    """The engagement score's points, then each capped engagement count's."""
+    reasons: list[Reason] = []
+    engagement_score = _parse_number(fields.get("engagement_score"))
+    if engagement_score is not None and engagement_score > 0:
+        capped = min(engagement_score, 100.0)
+        reasons.append(
+            Reason(
+                "engagement_score",
+                round(capped * ENGAGEMENT_SCORE_POINTS_PER_UNIT, 2),
+                f"engagement score {capped:g}/100",
+            )
+        )
+    for field, points_per_unit, cap, noun in ENGAGEMENT_COUNT_RULES:
+        count = _parse_number(fields.get(field))
+        if count is not None and count > 0:
+            counted = min(count, cap)
+            description = f"{count:g} {noun}" + (f" (counted up to {cap:g})" if count > cap else "")
+            reasons.append(Reason(field, round(counted * points_per_unit, 2), description))
+    return reasons
 
 
 def probability_from_score(score: float) -> float:

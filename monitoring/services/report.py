@@ -25,6 +25,7 @@ from django.utils import timezone
 
 from leadml.errors import ApplicationError, NotFoundError
 from leadml.ml.bundle import ModelBundle
+from leadml.ml.dates import to_datetime
 from leadml.ml.drift import (
     DriftThresholds,
     data_drift,
@@ -34,7 +35,6 @@ from leadml.ml.drift import (
     score_drift,
 )
 from leadml.ml.errors import ArtifactIntegrityError
-from leadml.ml.features import to_datetime
 from leadml.ml.nested import tag_set
 from leadml.ml.parsing import to_numeric
 from leadml.ml.types import FeatureSchema, is_classification
