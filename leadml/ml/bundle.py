@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import threading
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +87,7 @@ class ModelBundle:
     def classification(self) -> bool:
         return is_classification(self.model_type)
 
-    def prepare(self, records: Sequence[Mapping[str, Any]], *, lenient: bool = False) -> PreparedRecords:
+    def prepare(self, records: Sequence[Any], *, lenient: bool = False) -> PreparedRecords:
         """Validate records and return the frame to score with per-record warnings.
 
         `lenient` reads a value of the wrong type as missing (with a warning) instead of

@@ -440,7 +440,7 @@ def _forest(forest: RandomForestClassifier | RandomForestRegressor, classificati
     # The trees are fitted on the forest's encoded classes: column 1 is classes_[1].
     if classification and any(tree.tree_.value.shape[2] != 2 for tree in forest.estimators_):
         raise NotCompilable("forest whose trees do not predict two classes")
-    parts = []
+    parts: list[_TreeArrays] = []
     for tree in forest.estimators_:
         nodes = tree.tree_
         values = nodes.value[:, 0, 1] if classification else nodes.value[:, 0, 0]
@@ -469,7 +469,7 @@ def _boosting(model: HistGradientBoostingClassifier | HistGradientBoostingRegres
     link = type(model._loss.link).__name__
     if link not in (("LogitLink",) if classification else ("IdentityLink", "LogLink")):
         raise NotCompilable(f"boosting with the {link} link")
-    parts = []
+    parts: list[_TreeArrays] = []
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
         is_leaf = nodes["is_leaf"].astype(bool)
@@ -492,8 +492,13 @@ def _boosting(model: HistGradientBoostingClassifier | HistGradientBoostingRegres
                      offset=float(baseline[0]), averaged=False)
 
 
+# One tree as _ensemble reads it: is_leaf, feature, threshold, missing_go_to_left, left and
+# right children, value per node, and the tree's depth.
+_TreeArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
 def _ensemble(
-    parts: list[tuple[np.ndarray, ...]],
+    parts: list[_TreeArrays],
     n_features: int,
     *,
     float32_inputs: bool,

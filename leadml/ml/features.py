@@ -198,6 +198,7 @@ class FeatureEngineer(BaseEstimator, TransformerMixin):
             for name, description in BTYD_DESCRIPTIONS.items():
                 self._add(name, True, BTYD_INPUTS, f"{description} ({options.btyd_horizon_days} days)")
             if X is not None:
+                assert options.btyd_horizon_days is not None  # uses_btyd: a customer table with its horizon
                 inputs = pd.DataFrame({name: to_numeric(X[name]) for name in BTYD_INPUTS}, index=X.index)
                 self.btyd_ = BTYDFeatures(horizon_days=options.btyd_horizon_days).fit(inputs)
         return self

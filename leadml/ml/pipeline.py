@@ -108,6 +108,8 @@ class RunRateRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
+        if not self.horizon_days or self.horizon_days <= 0:
+            raise ValueError("RunRateRegressor needs the horizon in days")
         X = np.asarray(X, dtype=float)
         days = np.maximum(X[:, 1] + 1.0, float(self.min_days))
         return np.clip(X[:, 0], 0.0, None) / days * float(self.horizon_days)

@@ -225,6 +225,8 @@ class Explainer:
         self, scorer: CompiledScorer, inputs: np.ndarray, base_input: np.ndarray, differing: np.ndarray
     ) -> tuple[np.ndarray, list[Explanation]] | None:
         """Explain by the trees' exact Shapley values; None when the walk cannot be trusted."""
+        if not isinstance(scorer.model, TreeEnsemble):
+            return None
         margins = scorer.margin(np.vstack([base_input[None, :], inputs]))
         if margins is None:  # inputs the model refuses: the scoring path raises sklearn's error
             return None

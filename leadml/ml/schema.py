@@ -11,7 +11,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -244,7 +244,7 @@ def _is_blank(value: Any) -> bool:
 
 
 def _skew(numbers: pd.Series) -> float | None:
-    skew = numbers.dropna().skew()
+    skew = cast(float, numbers.dropna().skew())  # a float Series' skewness (NaN when undefined)
     return None if pd.isna(skew) else round(float(skew), 4)
 
 

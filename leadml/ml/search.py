@@ -12,7 +12,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -27,7 +27,7 @@ from leadml.ml.pipeline import ALGORITHMS, Grid, build_pipeline, clamp_selection
 from leadml.ml.types import FeatureSchema, TrainingConfig, is_classification
 
 ProgressCallback = Callable[[str, int], None]
-Folds = KFold | StratifiedKFold
+Folds: TypeAlias = KFold | StratifiedKFold
 # `auto` on lifetime value: among the candidates whose CV top-decile capture is within
 # this of the best, the lowest CV MAE wins (see `choose_algorithm`).
 CLV_CAPTURE_TOLERANCE = 0.05

@@ -536,7 +536,7 @@ def _report(
         "timings_seconds": {key: round(value, 3) for key, value in run.timings.items()},
         "estimator": type(pipeline.named_steps["model"]).__name__,
         "value_confidence": value_confidence.as_dict() if value_confidence is not None else None,
-        "serving": bundle.serving.as_dict(),
+        "serving": bundle.serving.as_dict() if bundle.serving is not None else None,
     }
 
 

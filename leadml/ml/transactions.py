@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,7 +190,8 @@ def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         # A true/false amount is not an amount (to_numeric would read it as 0/1).
         numbers = to_numeric(values.map(lambda value: np.nan if isinstance(value, bool | np.bool_) else value))
     # Amounts beyond MAX_AMOUNT are unreadable: summing them would overflow to infinity.
-    return numbers, ~(np.isfinite(numbers) & (numbers.abs() <= MAX_AMOUNT))
+    # (NaN and the infinities compare False, so they are unreadable too.)
+    return numbers, ~(numbers.abs() <= MAX_AMOUNT)
 
 
 def _customer_text(value: Any) -> str | None:
@@ -338,7 +339,7 @@ def _features_from_daily(daily: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFra
     purchase_sum = by_customer[AMOUNT].sum()
     customers = count.index
 
-    def days(delta: pd.Series) -> pd.Series:
+    def days(delta: pd.Series[pd.Timedelta]) -> pd.Series:
         return (delta / pd.Timedelta(days=1)).astype(float)
 
     total = daily.groupby(CUSTOMER_ID)[AMOUNT].sum().reindex(customers).clip(lower=0.0)
@@ -570,12 +571,12 @@ def _fill_features(
         for position in positions:
             key = str(position)
             if key in rows:
-                results[position] = CustomerFeatures({name: float(value) for name, value in rows[key].items()})
+                results[position] = CustomerFeatures({str(name): float(value) for name, value in rows[key].items()})
             else:
                 results[position] = _no_purchase(seen.get(key), day)
 
 
-def _no_purchase(seen: Mapping[str, pd.Timestamp] | None, day: pd.Timestamp) -> CustomerFeatures:
+def _no_purchase(seen: Mapping[Hashable, pd.Timestamp] | None, day: pd.Timestamp) -> CustomerFeatures:
     """The no-purchase row (NO_PURCHASE_FEATURES) and the warning that goes with it."""
     features = {name: 0.0 for name in FEATURE_COLUMNS}
     features |= {"avg_repeat_spend": float("nan"), "avg_days_between": float("nan")}

@@ -40,9 +40,9 @@ RECORD_WARNING_FIELD = "_leadml_warning"
 EACH_MAX_ROWS = 64
 
 _NONE = type(None)
-_NUMBER_TYPES = frozenset({_NONE, float, int, bool})
-_TEXT_TYPES = frozenset({_NONE, str})
-_TAG_TYPES = frozenset({_NONE, list})
+_NUMBER_TYPES: frozenset[type] = frozenset({_NONE, float, int, bool})
+_TEXT_TYPES: frozenset[type] = frozenset({_NONE, str})
+_TAG_TYPES: frozenset[type] = frozenset({_NONE, list})
 
 
 class PreparedRecords:
@@ -194,13 +194,13 @@ def prepare_by_column(
     for index, message in _missing_warnings(schema.names, [result.missing for result in checked]):
         warnings[index].append(message)
 
-    values = {column.name: result.cleaned for column, result in zip(schema.columns, checked)}
+    cleaned = {column.name: result.cleaned for column, result in zip(schema.columns, checked)}
     frame_values = {
         column.name: result.frame_values
         for column, result in zip(schema.columns, checked)
         if result.frame_values is not None
     }
-    return PreparedRecords(warnings=warnings, columns=schema.names, values=values, frame_values=frame_values)
+    return PreparedRecords(warnings=warnings, columns=schema.names, values=cleaned, frame_values=frame_values)
 
 
 def _record_level_warnings(
