@@ -100,6 +100,7 @@ def _entity_ids_resolve(
 ) -> list[str]:
     """Return each record's entity id (given, else its `id` / `customer_id`), refusing over-long ones."""
     limit = Prediction._meta.get_field("entity_id").max_length
+    assert limit is not None  # a CharField's
     resolved = []
     for index, record in enumerate(records):
         entity_id = (entity_ids[index] if entity_ids else "") or entity_id_of(record, model_type)
@@ -259,7 +260,9 @@ def predictions_make(
     resolved_entity_ids = _entity_ids_resolve(records, model_type, entity_ids, batch)
     started = time.perf_counter()
     model_version = model_version_for_request(tenant=tenant, model_type=model_type, model_name=model_name, version=version)
-    bundle, fallback_reason, stand_in = None, "no trained model for this user_id and model_type", None
+    bundle: ModelBundle | None = None
+    fallback_reason: str | None = "no trained model for this user_id and model_type"
+    stand_in: str | None = None
     if model_version is not None:
         model_version, bundle, fallback_reason, stand_in = _load(model_version)
     # Object fields become `field.key` columns, except the model's own columns, whose
@@ -268,7 +271,7 @@ def predictions_make(
 
     result: ScoringResult | None = None
     from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)
-    if bundle is not None and from_transactions and "frequency" not in bundle.schema.names:
+    if bundle is not None and model_version is not None and from_transactions and "frequency" not in bundle.schema.names:
         message = (
             f"model '{model_version.name}' v{model_version.version} was trained on per-customer fields "
             f"({', '.join(bundle.schema.names[:6])}, ...), not on transaction logs: send those fields, or train "

@@ -253,8 +253,13 @@ def model_versions_delete(*, versions: list[ModelVersion], force: bool = False) 
     with transaction.atomic():
         ModelVersion.objects.filter(pk__in=[version.pk for version in versions]).delete()
         registry_changed()
-        transaction.on_commit(lambda: [artifacts.artifact_delete(path) for path in paths])
+        transaction.on_commit(lambda: _artifacts_delete(paths))
     return len(versions)
+
+
+def _artifacts_delete(paths: list[str]) -> None:
+    for path in paths:
+        artifacts.artifact_delete(path)
 
 
 def registry_tenant_delete(*, tenant: str) -> dict[str, int]:

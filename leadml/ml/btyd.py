@@ -16,6 +16,10 @@ counts and long histories stay finite. `BTYDFeatures` wraps them as a scikit-lea
 transformer that appends each customer's expected purchases, probability of being
 alive, expected purchase value and expected spend over a horizon, so they can feed a
 regressor in one Pipeline. Plain numpy/scipy/scikit-learn: never imports Django.
+
+It stays one module past 400 lines: the two models share the fitting helper and the
+parameter bounds, and `BTYDFeatures`, which wraps both, is pickled with every lifetime-value
+version that uses it, so its module path stays put.
 """
 from __future__ import annotations
 
@@ -140,8 +144,9 @@ def fit_bgnbd(
 
     def objective(log_params: np.ndarray) -> float:
         params = np.exp(log_params)
+        r, alpha, a, b = params
         with np.errstate(all="ignore"):
-            ll = bgnbd_log_likelihood(*params, grouped["x"], grouped["t_x"], grouped["T"])
+            ll = bgnbd_log_likelihood(r, alpha, a, b, grouped["x"], grouped["t_x"], grouped["T"])
         value = -(weights @ ll) / total + penalizer * float(np.sum(params**2))
         return float(value) if np.isfinite(value) else np.inf
 
@@ -153,7 +158,12 @@ def fit_bgnbd(
     ]
     log_params, converged, message = _minimise(objective, starts, ("r", "alpha", "a", "b"))
     params = dict(zip(("r", "alpha", "a", "b"), (float(value) for value in np.exp(log_params)), strict=True))
-    ll = float(weights @ bgnbd_log_likelihood(*params.values(), grouped["x"], grouped["t_x"], grouped["T"]))
+    ll = float(
+        weights
+        @ bgnbd_log_likelihood(
+            params["r"], params["alpha"], params["a"], params["b"], grouped["x"], grouped["t_x"], grouped["T"]
+        )
+    )
     if not np.isfinite(ll):
         raise FitError("BG/NBD fit ended with a non-finite likelihood")
     return FitResult(params, ll, len(x), converged, message)
@@ -224,8 +234,9 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray, *, penalizer: float = 0.0) -> 
 
     def objective(log_params: np.ndarray) -> float:
         params = np.exp(log_params)
+        p, q, v = params
         with np.errstate(all="ignore"):
-            ll = gamma_gamma_log_likelihood(*params, grouped["x"], grouped["m"])
+            ll = gamma_gamma_log_likelihood(p, q, v, grouped["x"], grouped["m"])
         value = -(weights @ ll) / total + penalizer * float(np.sum(params**2))
         return float(value) if np.isfinite(value) else np.inf
 
@@ -233,7 +244,7 @@ def fit_gamma_gamma(x: np.ndarray, m: np.ndarray, *, penalizer: float = 0.0) -> 
     starts = [np.log([1.0, 2.0, mean]), np.log([5.0, 3.0, 2.0 * mean]), np.zeros(3)]
     log_params, converged, message = _minimise(objective, starts, ("p", "q", "v"))
     params = dict(zip(("p", "q", "v"), (float(value) for value in np.exp(log_params)), strict=True))
-    ll = float(weights @ gamma_gamma_log_likelihood(*params.values(), grouped["x"], grouped["m"]))
+    ll = float(weights @ gamma_gamma_log_likelihood(params["p"], params["q"], params["v"], grouped["x"], grouped["m"]))
     if not np.isfinite(ll):
         raise FitError("Gamma-Gamma fit ended with a non-finite likelihood")
     if params["q"] <= 1.0:

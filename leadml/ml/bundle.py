@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import threading
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +40,7 @@ from leadml.ml.validation import (  # noqa: F401  (RECORD_WARNING_FIELD: importe
     prepare_each,
 )
 
-# Training records kept with each version, the reference of drift checks (leadml.ml.monitoring):
+# Training records kept with each version, the reference of drift checks (leadml.ml.drift):
 # enough for distance measures to be steady on large datasets, small next to the model.
 REFERENCE_SAMPLE_ROWS = 5000
 # Builds (and, for old versions, verifies) one compiled scorer at a time per process.
@@ -87,7 +87,7 @@ class ModelBundle:
     def classification(self) -> bool:
         return is_classification(self.model_type)
 
-    def prepare(self, records: Sequence[Mapping[str, Any]], *, lenient: bool = False) -> PreparedRecords:
+    def prepare(self, records: Sequence[Any], *, lenient: bool = False) -> PreparedRecords:
         """Validate records and return the frame to score with per-record warnings.
 
         `lenient` reads a value of the wrong type as missing (with a warning) instead of

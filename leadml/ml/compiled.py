@@ -47,6 +47,10 @@ an estimator this module does not know, leaves the version on sklearn.
 Above a few hundred records sklearn's compiled tree loops win (`FOREST_MAX_ROWS`,
 `BOOSTING_MAX_ROWS`, measured), so `ModelBundle.predict_matrix` uses a scorer only up to
 its `max_rows`.
+
+It stays one module past 400 lines: every compiled form keeps the one contract above
+(`margin`, `served`, None for inputs sklearn must judge), and that contract, the parity
+check and the classes it describes read best in one place.
 """
 from __future__ import annotations
 
@@ -320,56 +324,14 @@ def compile_scorer(*, estimator: Any, calibrator: Any, classification: bool) -> 
     """Compile a fitted estimator and its calibration; raise NotCompilable for unknown ones."""
     name = type(estimator).__name__
     calibration = None
-    max_rows = DENSE_MAX_ROWS
     reads_margin = False
-    log_link = False
     if classification:
         classes = getattr(estimator, "classes_", None)
         if classes is None or len(classes) != 2:
             raise NotCompilable(f"{name} is not a fitted binary classifier")
         if calibrator is not None:
             calibration, reads_margin = _compile_calibration(calibrator, estimator)
-    if isinstance(estimator, (RandomForestClassifier, RandomForestRegressor)):
-        model: Any = _forest(estimator, classification)
-        logit = False
-        max_rows = FOREST_MAX_ROWS
-    elif isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
-        model = _boosting(estimator, classification)
-        logit = classification
-        log_link = not classification and type(estimator._loss.link).__name__ == "LogLink"
-        max_rows = BOOSTING_MAX_ROWS
-    elif isinstance(estimator, LogisticRegression) and classification:
-        if estimator.coef_.shape[0] != 1:
-            raise NotCompilable("logistic regression with more than one coefficient row")
-        model = LinearMargin(estimator.coef_.T, estimator.intercept_, estimator.coef_.shape[1])
-        logit = True
-    elif isinstance(estimator, Ridge) and not classification:
-        if np.ndim(estimator.coef_) != 1:
-            raise NotCompilable("ridge with several targets")
-        model = LinearMargin(estimator.coef_, estimator.intercept_, len(estimator.coef_))
-        logit = False
-    elif isinstance(estimator, TweedieRegressor) and not classification:
-        link = type(estimator._base_loss.link).__name__
-        if link not in ("LogLink", "IdentityLink"):
-            raise NotCompilable(f"Tweedie regression with the {link} link")
-        model = LinearMargin(estimator.coef_, estimator.intercept_, len(estimator.coef_))
-        logit = False
-        log_link = link == "LogLink"
-    elif isinstance(estimator, MLPClassifier) and classification:
-        model = _perceptron(estimator, "logistic")
-        logit = True
-    elif isinstance(estimator, MLPRegressor) and not classification:
-        model = _perceptron(estimator, "identity")
-        logit = False
-    elif isinstance(estimator, TransformedTargetRegressor) and not classification:
-        model = _transformed_perceptron(estimator)
-        logit = False
-    elif isinstance(estimator, EstimateRegressor) and not classification:
-        model = ColumnMargin(getattr(estimator, "n_features_in_", 1))
-        logit = False
-    else:
-        kind = "classifier" if classification else "regressor"
-        raise NotCompilable(f"{name} is not an estimator leadml.ml.compiled knows as a {kind}")
+    model, logit, log_link, max_rows = _compile_model(estimator, classification)
     return CompiledScorer(
         model=model,
         estimator_name=name,
@@ -380,6 +342,39 @@ def compile_scorer(*, estimator: Any, calibrator: Any, classification: bool) -> 
         max_rows=max_rows,
         log_link=log_link,
     )
+
+
+def _compile_model(estimator: Any, classification: bool) -> tuple[Any, bool, bool, int]:
+    """(margin model, margin is a logit, margin is a log, most rows numpy serves faster) of a fitted estimator."""
+    if isinstance(estimator, (RandomForestClassifier, RandomForestRegressor)):
+        return _forest(estimator, classification), False, False, FOREST_MAX_ROWS
+    if isinstance(estimator, (HistGradientBoostingClassifier, HistGradientBoostingRegressor)):
+        log_link = not classification and type(estimator._loss.link).__name__ == "LogLink"
+        return _boosting(estimator, classification), classification, log_link, BOOSTING_MAX_ROWS
+    if isinstance(estimator, LogisticRegression) and classification:
+        if estimator.coef_.shape[0] != 1:
+            raise NotCompilable("logistic regression with more than one coefficient row")
+        return LinearMargin(estimator.coef_.T, estimator.intercept_, estimator.coef_.shape[1]), True, False, DENSE_MAX_ROWS
+    if isinstance(estimator, Ridge) and not classification:
+        if np.ndim(estimator.coef_) != 1:
+            raise NotCompilable("ridge with several targets")
+        return LinearMargin(estimator.coef_, estimator.intercept_, len(estimator.coef_)), False, False, DENSE_MAX_ROWS
+    if isinstance(estimator, TweedieRegressor) and not classification:
+        link = type(estimator._base_loss.link).__name__
+        if link not in ("LogLink", "IdentityLink"):
+            raise NotCompilable(f"Tweedie regression with the {link} link")
+        model = LinearMargin(estimator.coef_, estimator.intercept_, len(estimator.coef_))
+        return model, False, link == "LogLink", DENSE_MAX_ROWS
+    if isinstance(estimator, MLPClassifier) and classification:
+        return _perceptron(estimator, "logistic"), True, False, DENSE_MAX_ROWS
+    if isinstance(estimator, MLPRegressor) and not classification:
+        return _perceptron(estimator, "identity"), False, False, DENSE_MAX_ROWS
+    if isinstance(estimator, TransformedTargetRegressor) and not classification:
+        return _transformed_perceptron(estimator), False, False, DENSE_MAX_ROWS
+    if isinstance(estimator, EstimateRegressor) and not classification:
+        return ColumnMargin(getattr(estimator, "n_features_in_", 1)), False, False, DENSE_MAX_ROWS
+    kind = "classifier" if classification else "regressor"
+    raise NotCompilable(f"{type(estimator).__name__} is not an estimator leadml.ml.compiled knows as a {kind}")
 
 
 def verify_scorer(scorer: CompiledScorer, matrix: np.ndarray, served: np.ndarray) -> ServingCheck:
@@ -445,7 +440,7 @@ def _forest(forest: RandomForestClassifier | RandomForestRegressor, classificati
     # The trees are fitted on the forest's encoded classes: column 1 is classes_[1].
     if classification and any(tree.tree_.value.shape[2] != 2 for tree in forest.estimators_):
         raise NotCompilable("forest whose trees do not predict two classes")
-    parts = []
+    parts: list[_TreeArrays] = []
     for tree in forest.estimators_:
         nodes = tree.tree_
         values = nodes.value[:, 0, 1] if classification else nodes.value[:, 0, 0]
@@ -474,7 +469,7 @@ def _boosting(model: HistGradientBoostingClassifier | HistGradientBoostingRegres
     link = type(model._loss.link).__name__
     if link not in (("LogitLink",) if classification else ("IdentityLink", "LogLink")):
         raise NotCompilable(f"boosting with the {link} link")
-    parts = []
+    parts: list[_TreeArrays] = []
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
         is_leaf = nodes["is_leaf"].astype(bool)
@@ -497,8 +492,13 @@ def _boosting(model: HistGradientBoostingClassifier | HistGradientBoostingRegres
                      offset=float(baseline[0]), averaged=False)
 
 
+# One tree as _ensemble reads it: is_leaf, feature, threshold, missing_go_to_left, left and
+# right children, value per node, and the tree's depth.
+_TreeArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]
+
+
 def _ensemble(
-    parts: list[tuple[np.ndarray, ...]],
+    parts: list[_TreeArrays],
     n_features: int,
     *,
     float32_inputs: bool,

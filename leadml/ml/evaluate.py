@@ -94,7 +94,9 @@ def main_metric(model_type_is_classification: bool) -> str:
     return "roc_auc" if model_type_is_classification else "r2"
 
 
-def roc_curve_points(y_true: np.ndarray, probabilities: np.ndarray, max_points: int = 60) -> list[dict[str, float]]:
+def roc_curve_points(
+    y_true: np.ndarray, probabilities: np.ndarray, max_points: int = 60
+) -> list[dict[str, float | None]]:
     """The held-out ROC curve, thinned to at most `max_points` (first and last kept) for the card."""
     if len(np.unique(y_true)) < 2:
         return []
@@ -103,7 +105,7 @@ def roc_curve_points(y_true: np.ndarray, probabilities: np.ndarray, max_points: 
     return [{"fpr": _round(fpr[index]), "tpr": _round(tpr[index])} for index in keep]
 
 
-def score_histogram(values: np.ndarray, bins: int = 20, *, unit_range: bool = False) -> list[dict[str, float]]:
+def score_histogram(values: np.ndarray, bins: int = 20, *, unit_range: bool = False) -> list[dict[str, float | None]]:
     """Held-out predictions per bin (`unit_range`: 0..1 probabilities), for the score distribution chart."""
     if len(values) == 0:
         return []
@@ -114,7 +116,9 @@ def score_histogram(values: np.ndarray, bins: int = 20, *, unit_range: bool = Fa
     ]
 
 
-def prediction_pairs(y_true: np.ndarray, predicted: np.ndarray, max_points: int = 300, seed: int = 0) -> list[list[float]]:
+def prediction_pairs(
+    y_true: np.ndarray, predicted: np.ndarray, max_points: int = 300, seed: int = 0
+) -> list[list[float | None]]:
     """A reproducible sample of held-out (predicted, actual) pairs: predicted-vs-actual and residual charts."""
     order = np.arange(len(y_true))
     if len(order) > max_points:

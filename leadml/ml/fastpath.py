@@ -20,7 +20,6 @@ BTYD features, custom steps), and callers then use the pipeline.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -32,20 +31,13 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from leadml.ml.features import (
-    EARLIEST_DATE,
-    LATEST_DATE,
-    FeatureEngineer,
-    _as_text,
-    interaction_name,
-    to_datetime,
-)
+from leadml.ml.dates import EARLIEST_DATE, ISO_DATE_TEXT, LATEST_DATE, to_datetime
+from leadml.ml.features import FeatureEngineer, _as_text, interaction_name
 from leadml.ml.nested import tag_column, tag_set
-from leadml.ml.rules import email_domain, is_free_mail, seniority_level
+from leadml.ml.vocabulary import email_domain, is_free_mail, seniority_level
 
 # Below this many records the compiled path is faster than the pipeline's vectorised one.
 COMPILED_MAX_ROWS = 1000
-ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:[T ]\d|$)")
 _UNSEEN = "\x00leadml-unseen\x00"
 
 
@@ -231,7 +223,7 @@ def _parse_date(value: Any, date_format: str | None = None) -> datetime | None:
     library (naive times are UTC, as `to_datetime(utc=True)` reads them); anything else
     goes through `to_datetime` itself.
     """
-    if isinstance(value, str) and ISO_DATE.match(value.strip()) and "," not in value:
+    if isinstance(value, str) and ISO_DATE_TEXT.match(value.strip()) and "," not in value:
         try:
             moment = datetime.fromisoformat(value.strip())
         except ValueError:

@@ -17,6 +17,9 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+# Share of a column's non-missing values that must parse for it to count as that type
+# (numbers, dates) when a schema is inferred.
+TYPE_PARSE_SHARE = 0.98
 # A digit (or point) followed by an exponent of four or more digits: never a usable float.
 HUGE_EXPONENT = re.compile(r"[0-9.][eE][+-]?[0-9]{4,}")
 

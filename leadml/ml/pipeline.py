@@ -5,6 +5,11 @@
 
 Everything is fitted together and saved together, so prediction applies exactly what
 training learned.
+
+It stays one module past 400 lines: the algorithms, their default grids and the
+preprocessing options are the one vocabulary `POST /train` accepts, and the estimators
+defined here (`EstimateRegressor`, `RunRateRegressor`, `LinearValueRegressor`) are pickled
+with model versions, so their module path stays put.
 """
 from __future__ import annotations
 
@@ -103,6 +108,8 @@ class RunRateRegressor(RegressorMixin, BaseEstimator):
         return self
 
     def predict(self, X: Any) -> np.ndarray:
+        if not self.horizon_days or self.horizon_days <= 0:
+            raise ValueError("RunRateRegressor needs the horizon in days")
         X = np.asarray(X, dtype=float)
         days = np.maximum(X[:, 1] + 1.0, float(self.min_days))
         return np.clip(X[:, 0], 0.0, None) / days * float(self.horizon_days)

@@ -15,11 +15,12 @@ from sklearn.feature_selection import SelectKBest, f_classif, f_regression, mutu
 
 from leadml.ml.errors import ConfigError, DataError
 from leadml.ml.nested import flatten_records
-from leadml.ml.features import FeatureEngineer, infer_schema, replace_placeholders, resolve_feature_options
+from leadml.ml.features import FeatureEngineer, replace_placeholders, resolve_feature_options
 from leadml.ml.pipeline import PREPROCESSING_KEYS, build_preprocessor, resolve_preprocessing
 from leadml.ml.quality import quality_report
+from leadml.ml.schema import infer_schema
 from leadml.ml.targets import encode_target
-from leadml.ml.types import LEAD_CONVERSION, MODEL_TYPES, is_classification
+from leadml.ml.types import LEAD_CONVERSION, MODEL_TYPES, FeatureOptions, is_classification
 
 CONFIG_KEYS = (*PREPROCESSING_KEYS, "preprocessing", "feature_engineering", "missing_values", "target", "model_type",
                "positive_values")
@@ -64,10 +65,9 @@ def _preprocess(
     records: Sequence[Mapping[str, Any]],
     config: Mapping[str, Any],
     preprocessing: dict[str, Any],
-    options: Any,
+    options: FeatureOptions,
     target_name: str | None,
 ) -> dict[str, Any]:
-
     frame = pd.DataFrame.from_records(flatten_records(list(records)))
     original_shape = [int(frame.shape[0]), int(frame.shape[1])]
     frame = replace_placeholders(frame, options.missing_values)
@@ -99,23 +99,7 @@ def _preprocess(
     selection = None
     if preprocessing["feature_selection"] != "none":
         assert labels is not None
-        keep = labels.notna().to_numpy()
-        classification = is_classification(model_type)
-        if preprocessing["feature_selection"] == "k_best":
-            score_func: Any = f_classif if classification else f_regression
-        else:
-            base = mutual_info_classif if classification else mutual_info_regression
-            score_func = lambda X, y: base(X, y, random_state=0)  # noqa: E731
-        k = preprocessing["k"] if preprocessing["k"] < len(names) else "all"
-        selector = SelectKBest(score_func=score_func, k=k).fit(matrix[keep], labels[keep].to_numpy())
-        support = selector.get_support()
-        selection = {
-            "method": preprocessing["feature_selection"],
-            "k": preprocessing["k"],
-            "scores": {name: _plain(score) for name, score in zip(names, selector.scores_)},
-            "kept": [name for name, kept in zip(names, support) if kept],
-        }
-        matrix = matrix[:, support]
+        matrix, selection = _select(matrix, names, labels, preprocessing, is_classification(model_type))
         names = selection["kept"]
 
     processed = pd.DataFrame(matrix, columns=names).astype(float)
@@ -132,6 +116,28 @@ def _preprocess(
         "dropped_columns": [{"name": d.name, "reason": d.reason} for d in schema.dropped],
         "feature_selection": selection,
     }
+
+
+def _select(
+    matrix: np.ndarray, names: list[str], labels: pd.Series, preprocessing: dict[str, Any], classification: bool
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The matrix's best `k` columns against the labelled rows' target, and what the selection scored."""
+    keep = labels.notna().to_numpy()
+    if preprocessing["feature_selection"] == "k_best":
+        score_func: Any = f_classif if classification else f_regression
+    else:
+        base = mutual_info_classif if classification else mutual_info_regression
+        score_func = lambda X, y: base(X, y, random_state=0)  # noqa: E731
+    k = preprocessing["k"] if preprocessing["k"] < len(names) else "all"
+    selector = SelectKBest(score_func=score_func, k=k).fit(matrix[keep], labels[keep].to_numpy())
+    support = selector.get_support()
+    selection = {
+        "method": preprocessing["feature_selection"],
+        "k": preprocessing["k"],
+        "scores": {name: _plain(score) for name, score in zip(names, selector.scores_)},
+        "kept": [name for name, kept in zip(names, support) if kept],
+    }
+    return matrix[:, support], selection
 
 
 def _plain(value: Any) -> float | None:

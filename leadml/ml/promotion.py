@@ -85,21 +85,7 @@ def decide_promotion(
         return PromotionDecision(
             promote=True, reason="no active model of this type", challenger_score=score, rows=len(target), **common
         )
-    threshold = getattr(champion, "holdout_threshold", None)
-    champion_key = getattr(champion, "holdout_key", None)
-    same_split = champion_key is not None and champion_key == getattr(challenger, "holdout_key", None)
-    if threshold is not None and same_split:
-        unseen = positions < threshold
-        if unseen.sum() >= MIN_COMPARISON_ROWS and (not classification or len(np.unique(target[unseen])) == 2):
-            features, target = features[unseen], target[unseen]
-            common["rows_note"] = "held out by both versions"
-        else:
-            common["rows_note"] = "too few rows held out by both; compared on all of the new version's held-out rows"
-    else:
-        common["rows_note"] = (
-            "the active version split its rows differently (another id column or seed), so some of these rows "
-            "may be ones it trained on; compared on all of the new version's held-out rows"
-        )
+    features, target, common["rows_note"] = _comparison_rows(challenger, champion, features, target, positions)
     rows = int(len(target))
     try:
         challenger_score = holdout_score(challenger, features, target)
@@ -122,6 +108,33 @@ def decide_promotion(
         return _honest_decision(
             challenger, champion, features, target, suspects, challenger_score, champion_score, rows, common
         )
+    return _margin_decision(classification, challenger_score, champion_score, rows, common)
+
+
+def _comparison_rows(
+    challenger: ModelBundle, champion: ModelBundle, features: pd.DataFrame, target: np.ndarray, positions: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray, str]:
+    """(features, target, a note for the decision): the rows both versions held out, when that can be told."""
+    classification = is_classification(challenger.model_type)
+    threshold = getattr(champion, "holdout_threshold", None)
+    champion_key = getattr(champion, "holdout_key", None)
+    same_split = champion_key is not None and champion_key == getattr(challenger, "holdout_key", None)
+    if threshold is None or not same_split:
+        return features, target, (
+            "the active version split its rows differently (another id column or seed), so some of these rows "
+            "may be ones it trained on; compared on all of the new version's held-out rows"
+        )
+    unseen = positions < threshold
+    if unseen.sum() >= MIN_COMPARISON_ROWS and (not classification or len(np.unique(target[unseen])) == 2):
+        return features[unseen], target[unseen], "held out by both versions"
+    return features, target, "too few rows held out by both; compared on all of the new version's held-out rows"
+
+
+def _margin_decision(
+    classification: bool, challenger_score: float, champion_score: float, rows: int, common: dict[str, Any]
+) -> PromotionDecision:
+    """Promote when the challenger beats the champion by the margin (ROC-AUC gain, relative MAE drop)."""
+    margin, champion_version = common["min_improvement"], common["champion_version"]
     if classification:
         gain = challenger_score - champion_score
         promote = gain >= margin

@@ -23,14 +23,14 @@ uploads stay cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from leadml.ml.features import infer_schema
 from leadml.ml.parsing import to_numeric
+from leadml.ml.schema import infer_schema
 from leadml.ml.types import FeatureSchema, is_classification
 
 # Rows the column-kind and leakage scans read; counts (missing, constant, duplicates) use all.
@@ -85,8 +85,7 @@ def quality_report(
     else:
         described = labelled.describe() if len(labelled) else pd.Series(dtype=float)
         report["target"] = {
-            key: (None if pd.isna(described.get(key)) else round(float(described.get(key)), 4))
-            for key in ("mean", "std", "min", "25%", "50%", "75%", "max")
+            key: _statistic(described, key) for key in ("mean", "std", "min", "25%", "50%", "75%", "max")
         } | {"zero_share": round(float((labelled == 0).mean()), 4) if len(labelled) else None}
     return report
 
@@ -230,10 +229,11 @@ def leakage_evidence(
         # Only categories record a process's states: "Customer Success Manager" is a title, not an outcome.
         value_words, value_share = _value_words(column) if kinds[name] == "categorical" else ([], 0.0)
         fill_rates = _fill_rates(column, groups) if groups is not None else None
+        power = powers.get(name)
         item = {
             "column": str(name),
             "kind": kinds[name],
-            "power": None if powers.get(name) is None else round(powers[name], 4),
+            "power": None if power is None else round(power, 4),
             "power_metric": "roc_auc" if classification else "spearman",
             "name_words": name_words,
             "value_words": value_words,
@@ -307,15 +307,22 @@ def _fill_rates(column: pd.Series, groups: dict[str, np.ndarray]) -> dict[str, f
     return {group: round(float(filled[mask].mean()), 4) for group, mask in groups.items() if mask.any()}
 
 
+def _statistic(described: pd.Series, key: str) -> float | None:
+    value = described.get(key)
+    return None if value is None or pd.isna(value) else round(float(value), 4)
+
+
 def _value_words(column: pd.Series) -> tuple[list[str], float]:
     counts = column.dropna().astype(str).value_counts()
     if counts.empty:
         return [], 0.0
     found: dict[str, int] = {}
     for value, count in counts.head(VALUE_WORD_MAX_VALUES).items():
-        for word in outcome_words(value):
+        for word in outcome_words(str(value)):
             found[word] = found.get(word, 0) + int(count)
-    carrying = sum(int(count) for value, count in counts.head(VALUE_WORD_MAX_VALUES).items() if outcome_words(value))
+    carrying = sum(
+        int(count) for value, count in counts.head(VALUE_WORD_MAX_VALUES).items() if outcome_words(str(value))
+    )
     share = carrying / len(column)
     if share < VALUE_WORD_MIN_SHARE:
         return [], 0.0
@@ -323,12 +330,12 @@ def _value_words(column: pd.Series) -> tuple[list[str], float]:
 
 
 def _powers(
-    frame: pd.DataFrame, target: pd.Series, kinds: dict[str, str], classification: bool
-) -> dict[str, float | None]:
+    frame: pd.DataFrame, target: pd.Series, kinds: Mapping[str, str], classification: bool
+) -> dict[Hashable, float | None]:
     """Each column's power alone; complete numeric columns in one vectorised rank pass."""
     numbers = {name: to_numeric(frame[name]) for name, kind in kinds.items() if kind == "numeric"}
     complete = [name for name, values in numbers.items() if values.notna().all() and values.nunique() > 1]
-    powers: dict[str, float | None] = {}
+    powers: dict[Hashable, float | None] = {}  # by column name
     if complete:
         ranks = pd.DataFrame({name: numbers[name] for name in complete}).rank(method="average")
         if classification:

@@ -41,6 +41,9 @@ interaction, the BTYD estimates) joins those fields into one reason, named "a + 
   its reverse), seeded so a record gets the same reasons every time. Each order's
   marginal contributions add up to the served output minus the baseline exactly, so
   their average does too; only the split between fields is estimated.
+
+It stays one module past 400 lines: the four methods share the baseline record, the
+players and the conversion to served units, and a tenth of the module is this description.
 """
 from __future__ import annotations
 
@@ -55,12 +58,13 @@ from sklearn.linear_model import LogisticRegression, Ridge, TweedieRegressor
 
 from leadml.ml.compiled import CompiledScorer, TreeEnsemble
 from leadml.ml.explain import transformed_sources
-from leadml.ml.features import _as_text, to_datetime
+from leadml.ml.dates import to_datetime
+from leadml.ml.features import _as_text
 from leadml.ml.nested import tag_set
 from leadml.ml.parsing import to_numeric
-from leadml.ml.rules import email_domain
 from leadml.ml.treeshap import MAX_PLAYERS, TreeGame, tree_game
 from leadml.ml.types import FeatureSchema
+from leadml.ml.vocabulary import email_domain
 
 if TYPE_CHECKING:
     from leadml.ml.bundle import ModelBundle
@@ -221,6 +225,8 @@ class Explainer:
         self, scorer: CompiledScorer, inputs: np.ndarray, base_input: np.ndarray, differing: np.ndarray
     ) -> tuple[np.ndarray, list[Explanation]] | None:
         """Explain by the trees' exact Shapley values; None when the walk cannot be trusted."""
+        if not isinstance(scorer.model, TreeEnsemble):
+            return None
         margins = scorer.margin(np.vstack([base_input[None, :], inputs]))
         if margins is None:  # inputs the model refuses: the scoring path raises sklearn's error
             return None

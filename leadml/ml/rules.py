@@ -38,6 +38,8 @@ Field names are matched case-insensitively; ``title``, ``position`` and ``role``
 read as the job title, ``email_address`` as the email and ``employees`` /
 ``employee_count`` as the company size. Numbers may arrive as strings ("12", "1,200");
 a company size may be a band ("51-200" reads as its midpoint, "10000+" as 10000).
+E-mail domains, free-mail providers and seniority levels are read by
+`leadml.ml.vocabulary`, as the trained models' features read them.
 
 Customer lifetime value: `estimate_lifetime_value_by_rules`
 -----------------------------------------------------------
@@ -67,18 +69,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from leadml.ml.vocabulary import (
+    JOB_TITLE_FIELDS,
+    PLACEHOLDER_TEXTS,
+    SENIORITY_LABELS,
+    email_domain,
+    is_free_mail,
+    seniority_level,
+)
+
 BASE_SCORE = 20
 BUSINESS_EMAIL_POINTS = 15.0
 FREE_MAIL_POINTS = -10.0
 SENIORITY_POINTS: dict[int, float] = {6: 20.0, 5: 17.0, 4: 14.0, 3: 8.0, 2: 2.0, 1: -10.0}
-SENIORITY_LABELS: dict[int, str] = {
-    6: "C-level, founder or owner",
-    5: "vice president",
-    4: "director or head",
-    3: "manager or senior",
-    2: "individual contributor",
-    1: "intern or student",
-}
 # (lower bound inclusive, upper bound exclusive, points, label)
 COMPANY_SIZE_BANDS: tuple[tuple[float, float, float, str], ...] = (
     (1, 10, -4.0, "1-9"),
@@ -103,103 +106,6 @@ PROBABILITY_CEILING = 0.99
 
 MINIMUM_TENURE_DAYS = 30
 RECENCY_DECAY_DAYS = 365.0
-
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "yahoo.com",
-        "ymail.com",
-        "rocketmail.com",
-        "hotmail.com",
-        "outlook.com",
-        "live.com",
-        "msn.com",
-        "aol.com",
-        "icloud.com",
-        "me.com",
-        "mac.com",
-        "gmx.com",
-        "gmx.net",
-        "gmx.de",
-        "web.de",
-        "t-online.de",
-        "freenet.de",
-        "mail.com",
-        "mail.ru",
-        "inbox.ru",
-        "list.ru",
-        "bk.ru",
-        "yandex.com",
-        "yandex.ru",
-        "proton.me",
-        "protonmail.com",
-        "pm.me",
-        "tutanota.com",
-        "zoho.com",
-        "fastmail.com",
-        "hey.com",
-        "qq.com",
-        "163.com",
-        "126.com",
-        "naver.com",
-        "orange.fr",
-        "free.fr",
-        "laposte.net",
-        "libero.it",
-        "seznam.cz",
-        "wp.pl",
-        "o2.pl",
-        "rediffmail.com",
-        "comcast.net",
-        "verizon.net",
-        "att.net",
-    }
-)
-# Providers that serve the same free mailbox under many country domains
-# (yahoo.co.uk, hotmail.fr, gmx.at, yandex.kz, protonmail.ch, ...).
-FREE_MAIL_PROVIDERS: frozenset[str] = frozenset(
-    {"gmail", "googlemail", "yahoo", "hotmail", "outlook", "live", "aol", "gmx", "yandex", "protonmail"}
-)
-
-EMAIL_PATTERN = re.compile(r"^[^@\s<>]+@([a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)$")
-COUNTRY_SUFFIX_LABEL = re.compile(r"^[a-z]{2,3}$")
-
-PLACEHOLDER_TEXTS = frozenset(
-    {"", "n/a", "na", "none", "null", "nil", "nan", "unknown", "-", "--", "?", "tbd", "not available"}
-)
-
-# Titles that name a senior person but belong to someone else ("Assistant to the CEO")
-# or use an executive word in another sense ("Product Owner").
-SUPPORT_ROLE_TITLE = re.compile(r"\b(?:executive|personal|administrative)\s+assistant\b|\bassistant\s+to\b")
-NON_EXECUTIVE_OWNER = re.compile(r"\b(?:product|process|data|system|business\s+process|asset|account)\s+owner\b")
-VICE_PRESIDENT = re.compile(r"\bvice[\s-]+president\b")
-# Checked from the most senior level down; the first level with a match wins.
-SENIORITY_PATTERNS: tuple[tuple[int, re.Pattern[str]], ...] = (
-    (
-        6,
-        re.compile(
-            r"\b(?:ceo|cto|cfo|coo|cmo|cio|ciso|cro|cpo|cso|cdo|cco|chro|cxo|caio)\b"
-            r"|\bchief\b.*\bofficer\b|\bchief\s+executive\b"
-            r"|\b(?:co[\s-]?)?founder\b|\b(?:co[\s-]?)?owner\b|\bproprietor\b"
-            r"|\bpresident\b|\bmanaging\s+director\b|\bchair(?:man|woman|person)?\b"
-        ),
-    ),
-    (5, re.compile(r"\b(?:[se]?vp|vice_president)\b")),
-    (4, re.compile(r"\bdirector\b|\bhead\b|\bchief\b|\bgeneral\s+manager\b|\bavp\b")),
-    (
-        3,
-        re.compile(
-            r"\bmanager\b|\bmgr\b|\bsenior\b|\bsr\b|\blead\b(?!\s+gen)|\bteam\s*leader\b"
-            r"|\bsupervisor\b|\bprincipal\b"
-        ),
-    ),
-    (1, re.compile(r"\bintern(?:ship)?\b|\bstudent\b|\btrainee\b|\bapprentice\b")),
-)
-# "Associate Director", "Deputy Head", "Assistant Manager": one level below the role named.
-JUNIOR_MODIFIER = re.compile(
-    r"\b(?:assistant|associate|deputy|asst)[\s-]+(?:vice_president|vp|director|head|manager|general\s+manager)\b"
-)
 
 
 @dataclass(frozen=True)
@@ -228,56 +134,6 @@ class RuleLifetimeValue:
     confidence: float = 0.1
 
 
-def email_domain(email: object) -> str | None:
-    """Return the lowercased domain of an email address, or None if it is not one."""
-    if not isinstance(email, str):
-        return None
-    match = EMAIL_PATTERN.match(email.strip().lower().rstrip("."))
-    return match.group(1) if match else None
-
-
-def is_free_mail(domain: str | None) -> bool:
-    """Tell whether a domain belongs to a free consumer mailbox provider."""
-    if not domain:
-        return False
-    domain = domain.strip().lower()
-    if domain in FREE_MAIL_DOMAINS:
-        return True
-    provider, _, suffix = domain.partition(".")
-    suffix_labels = suffix.split(".")
-    return (
-        provider in FREE_MAIL_PROVIDERS
-        and 1 <= len(suffix_labels) <= 2
-        and all(COUNTRY_SUFFIX_LABEL.match(label) for label in suffix_labels)
-    )
-
-
-def seniority_level(job_title: object) -> int:
-    """Return the seniority of a job title on a 0..6 scale.
-
-    0 unknown or missing, 1 intern/student/trainee, 2 individual contributor (any other
-    real title), 3 manager/senior/lead, 4 director/head, 5 vice president,
-    6 C-level/founder/owner/president.
-    """
-    if not isinstance(job_title, str):
-        return 0
-    # Dots go so that "V.P." and "Sr." read as "vp" and "sr".
-    text = " ".join(job_title.lower().replace(".", "").split())
-    if text in PLACEHOLDER_TEXTS or not re.search(r"[a-z]", text):
-        return 0
-    if SUPPORT_ROLE_TITLE.search(text):
-        return 2
-    text = NON_EXECUTIVE_OWNER.sub("specialist", text)
-    # Written as one token so the level-6 "president" pattern cannot match a VP.
-    text = VICE_PRESIDENT.sub("vice_president", text)
-    for level, pattern in SENIORITY_PATTERNS:
-        if pattern.search(text):
-            if level >= 3 and JUNIOR_MODIFIER.search(text):
-                return max(level - 1, 2)
-            return level
-    return 2
-
-
 def score_lead_by_rules(record: Mapping[str, object]) -> RuleLeadScore:
     """Score a lead 0..100 with the documented rules and map it to a probability."""
     fields = _lowercase_keys(record)
@@ -291,7 +147,7 @@ def score_lead_by_rules(record: Mapping[str, object]) -> RuleLeadScore:
         else:
             reasons.append(Reason(email_field, BUSINESS_EMAIL_POINTS, f"business email domain ({domain})"))
 
-    title_field, title_value = _first_present(fields, ("job_title", "title", "jobtitle", "position", "role"))
+    title_field, title_value = _first_present(fields, JOB_TITLE_FIELDS)
     level = seniority_level(title_value)
     if level in SENIORITY_POINTS:
         title = " ".join(str(title_value).split())
@@ -305,23 +161,7 @@ def score_lead_by_rules(record: Mapping[str, object]) -> RuleLeadScore:
                 reasons.append(Reason(size_field, points, f"company size {company_size:,.0f} employees ({label} band)"))
                 break
 
-    engagement_score = _parse_number(fields.get("engagement_score"))
-    if engagement_score is not None and engagement_score > 0:
-        capped = min(engagement_score, 100.0)
-        reasons.append(
-            Reason(
-                "engagement_score",
-                round(capped * ENGAGEMENT_SCORE_POINTS_PER_UNIT, 2),
-                f"engagement score {capped:g}/100",
-            )
-        )
-
-    for field, points_per_unit, cap, noun in ENGAGEMENT_COUNT_RULES:
-        count = _parse_number(fields.get(field))
-        if count is not None and count > 0:
-            counted = min(count, cap)
-            description = f"{count:g} {noun}" + (f" (counted up to {cap:g})" if count > cap else "")
-            reasons.append(Reason(field, round(counted * points_per_unit, 2), description))
+    reasons += _engagement_reasons(fields)
 
     rule_score = _clamp(BASE_SCORE + sum(reason.contribution for reason in reasons), 0.0, 100.0)
     crm_score = _parse_number(fields.get("lead_score"))
@@ -343,6 +183,28 @@ def score_lead_by_rules(record: Mapping[str, object]) -> RuleLeadScore:
         conversion_probability=probability_from_score(score),
         reasons=_ordered(reasons),
     )
+
+
+def _engagement_reasons(fields: Mapping[str, object]) -> list[Reason]:
+    """The engagement score's points, then each capped engagement count's."""
+    reasons: list[Reason] = []
+    engagement_score = _parse_number(fields.get("engagement_score"))
+    if engagement_score is not None and engagement_score > 0:
+        capped = min(engagement_score, 100.0)
+        reasons.append(
+            Reason(
+                "engagement_score",
+                round(capped * ENGAGEMENT_SCORE_POINTS_PER_UNIT, 2),
+                f"engagement score {capped:g}/100",
+            )
+        )
+    for field, points_per_unit, cap, noun in ENGAGEMENT_COUNT_RULES:
+        count = _parse_number(fields.get(field))
+        if count is not None and count > 0:
+            counted = min(count, cap)
+            description = f"{count:g} {noun}" + (f" (counted up to {cap:g})" if count > cap else "")
+            reasons.append(Reason(field, round(counted * points_per_unit, 2), description))
+    return reasons
 
 
 def probability_from_score(score: float) -> float:

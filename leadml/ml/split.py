@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from leadml.ml.features import IDENTIFIER_NAME, is_identifier_like
 from leadml.ml.parsing import to_numeric
+from leadml.ml.schema import IDENTIFIER_NAME, is_identifier_like
 
 # No id value may hold more than this share of the rows (or two rows, on small data).
 # Rows sharing an id go to the same side, so a "landing_page_id" with a few hundred

@@ -23,18 +23,23 @@ Rules applied everywhere (training, prediction, one customer or many):
 * An unreadable value is reported with every other one, not only the first.
 
 Plain pandas and numpy: never imports Django.
+
+It stays one module past 400 lines: training tables and scored customers must be
+built by the same rules (above), one customer or many, so the parsing, the daily netting
+and the features they share live together.
 """
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from leadml.ml.dates import EARLIEST_DATE, LATEST_DATE
 from leadml.ml.errors import DataError, RecordsError
 from leadml.ml.parsing import to_numeric
 
@@ -44,8 +49,9 @@ AMOUNT = "amount"
 
 RECENT_WINDOW_DAYS = 90
 MAX_AMOUNT = 1e12  # per transaction; larger values are unreadable, not summed to infinity
-EARLIEST_DAY = pd.Timestamp("1900-01-01")
-LATEST_DAY = pd.Timestamp("2200-01-01")
+# The plausible dates of leadml.ml.dates, as days without a time zone.
+EARLIEST_DAY = EARLIEST_DATE.tz_localize(None)
+LATEST_DAY = LATEST_DATE.tz_localize(None)
 
 FEATURE_DESCRIPTIONS: dict[str, str] = {
     "purchase_days": "number of purchase days (days with net amount > 0) up to and including as_of",
@@ -184,7 +190,8 @@ def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         # A true/false amount is not an amount (to_numeric would read it as 0/1).
         numbers = to_numeric(values.map(lambda value: np.nan if isinstance(value, bool | np.bool_) else value))
     # Amounts beyond MAX_AMOUNT are unreadable: summing them would overflow to infinity.
-    return numbers, ~(np.isfinite(numbers) & (numbers.abs() <= MAX_AMOUNT))
+    # (NaN and the infinities compare False, so they are unreadable too.)
+    return numbers, ~(numbers.abs() <= MAX_AMOUNT)
 
 
 def _customer_text(value: Any) -> str | None:
@@ -332,7 +339,7 @@ def _features_from_daily(daily: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFra
     purchase_sum = by_customer[AMOUNT].sum()
     customers = count.index
 
-    def days(delta: pd.Series) -> pd.Series:
+    def days(delta: pd.Series[pd.Timedelta]) -> pd.Series:
         return (delta / pd.Timedelta(days=1)).astype(float)
 
     total = daily.groupby(CUSTOMER_ID)[AMOUNT].sum().reindex(customers).clip(lower=0.0)
@@ -463,13 +470,52 @@ def features_for_customers(histories: Sequence[tuple[Any, Any]]) -> list[Custome
     one without a purchase day on or before as_of gets the no-purchase row
     (NO_PURCHASE_FEATURES) and a warning.
     """
+    batch = _collect(histories)
+    dates, bad_dates = _parse_dates(pd.Series(batch.raw_dates, dtype=object))
+    amounts, bad_amounts = _parse_amounts(pd.Series(batch.raw_amounts, dtype=object))
+    owner_array = np.asarray(batch.owners, dtype=np.int64)
+    for row in np.flatnonzero(bad_dates.to_numpy() | bad_amounts.to_numpy()):
+        owner, index = int(owner_array[row]), batch.elements[row]
+        if bad_dates.iloc[row]:
+            batch.unreadable.setdefault(owner, []).append(
+                (f"transactions[{index}].date",
+                 f"transactions[{index}].date is not a date ({_DATE_HELP}): {_describe(batch.raw_dates[row])}")
+            )
+        if bad_amounts.iloc[row]:
+            batch.unreadable.setdefault(owner, []).append(
+                (f"transactions[{index}].amount",
+                 f"transactions[{index}].amount is not a number: {_describe(batch.raw_amounts[row])}")
+            )
     results: list[CustomerFeatures | None] = [None] * len(histories)
-    unreadable: dict[int, list[tuple[str, str]]] = {}
-    days: dict[int, pd.Timestamp] = {}
-    owners: list[int] = []
-    elements: list[int] = []
-    raw_dates: list[Any] = []
-    raw_amounts: list[Any] = []
+    for owner, problems in batch.unreadable.items():
+        results[owner] = CustomerFeatures(None, tuple(problems))
+
+    good = ~np.isin(owner_array, list(batch.unreadable)) if len(owner_array) else np.zeros(0, dtype=bool)
+    log = pd.DataFrame(
+        {
+            CUSTOMER_ID: owner_array[good].astype(str).astype(object),
+            DATE: dates.to_numpy(dtype="datetime64[ns]")[good],
+            AMOUNT: amounts.to_numpy(dtype=float)[good],
+        }
+    )
+    _fill_features(results, _daily(log), batch.days)
+    return [result for result in results if result is not None]
+
+
+@dataclass
+class _Batch:
+    """Every readable transaction of a batch of histories in flat lists, and the problems found so far."""
+
+    days: dict[int, pd.Timestamp] = field(default_factory=dict)  # history position -> its as_of
+    unreadable: dict[int, list[tuple[str, str]]] = field(default_factory=dict)  # history position -> problems
+    owners: list[int] = field(default_factory=list)  # per transaction: the history's position
+    elements: list[int] = field(default_factory=list)  # per transaction: its index in the history
+    raw_dates: list[Any] = field(default_factory=list)
+    raw_amounts: list[Any] = field(default_factory=list)
+
+
+def _collect(histories: Sequence[tuple[Any, Any]]) -> _Batch:
+    batch = _Batch()
     # Every as_of in one parse: one value at a time costs more than the features themselves.
     as_of_values = pd.Series([as_of for _, as_of in histories], dtype=object)
     as_of_days, bad_as_of = _parse_dates(as_of_values)
@@ -478,58 +524,43 @@ def features_for_customers(histories: Sequence[tuple[Any, Any]]) -> list[Custome
         if bad_as_of.iloc[position]:
             problems.append(("as_of", f"as_of must be a date ({_DATE_HELP}); got {_describe(as_of)}"))
         else:
-            days[position] = pd.Timestamp(as_of_days.iloc[position])
-        if isinstance(transactions, str | bytes | Mapping) or not isinstance(transactions, Sequence):
-            problems.append(("transactions", "transactions must be a list of {date, amount} objects"))
-            transactions = ()
-        readable = []
-        for index, element in enumerate(transactions):
-            if not isinstance(element, Mapping):
-                problems.append(
-                    (f"transactions[{index}]", f"transactions[{index}] must be an object with date and amount; "
-                     f"got {_describe(element)}")
-                )
-                continue
-            absent = [key for key in (DATE, AMOUNT) if key not in element]
-            problems += [(f"transactions[{index}].{key}", f"transactions[{index}] has no {key!r}") for key in absent]
-            if not absent:
-                readable.append((index, element))
+            batch.days[position] = pd.Timestamp(as_of_days.iloc[position])
+        readable = _readable(transactions, problems)
         if problems:
-            unreadable[position] = problems
+            batch.unreadable[position] = problems
         for index, element in readable:
-            owners.append(position)
-            elements.append(index)
-            raw_dates.append(element[DATE])
-            raw_amounts.append(element[AMOUNT])
+            batch.owners.append(position)
+            batch.elements.append(index)
+            batch.raw_dates.append(element[DATE])
+            batch.raw_amounts.append(element[AMOUNT])
+    return batch
 
-    dates, bad_dates = _parse_dates(pd.Series(raw_dates, dtype=object))
-    amounts, bad_amounts = _parse_amounts(pd.Series(raw_amounts, dtype=object))
-    owner_array = np.asarray(owners, dtype=np.int64)
-    for row in np.flatnonzero(bad_dates.to_numpy() | bad_amounts.to_numpy()):
-        owner, index = int(owner_array[row]), elements[row]
-        if bad_dates.iloc[row]:
-            unreadable.setdefault(owner, []).append(
-                (f"transactions[{index}].date",
-                 f"transactions[{index}].date is not a date ({_DATE_HELP}): {_describe(raw_dates[row])}")
-            )
-        if bad_amounts.iloc[row]:
-            unreadable.setdefault(owner, []).append(
-                (f"transactions[{index}].amount",
-                 f"transactions[{index}].amount is not a number: {_describe(raw_amounts[row])}")
-            )
-    for owner, problems in unreadable.items():
-        results[owner] = CustomerFeatures(None, tuple(problems))
 
-    good = ~np.isin(owner_array, list(unreadable)) if len(owner_array) else np.zeros(0, dtype=bool)
-    log = pd.DataFrame(
-        {
-            CUSTOMER_ID: owner_array[good].astype(str).astype(object),
-            DATE: dates.to_numpy(dtype="datetime64[ns]")[good],
-            AMOUNT: amounts.to_numpy(dtype=float)[good],
-        }
-    )
-    daily = _daily(log)
-    pending = [position for position in range(len(histories)) if results[position] is None]
+def _readable(transactions: Any, problems: list[tuple[str, str]]) -> list[tuple[int, Mapping[str, Any]]]:
+    """The (index, transaction) pairs of one history that have a date and an amount; the rest go to `problems`."""
+    if isinstance(transactions, str | bytes | Mapping) or not isinstance(transactions, Sequence):
+        problems.append(("transactions", "transactions must be a list of {date, amount} objects"))
+        return []
+    readable = []
+    for index, element in enumerate(transactions):
+        if not isinstance(element, Mapping):
+            problems.append(
+                (f"transactions[{index}]", f"transactions[{index}] must be an object with date and amount; "
+                 f"got {_describe(element)}")
+            )
+            continue
+        absent = [key for key in (DATE, AMOUNT) if key not in element]
+        problems += [(f"transactions[{index}].{key}", f"transactions[{index}] has no {key!r}") for key in absent]
+        if not absent:
+            readable.append((index, element))
+    return readable
+
+
+def _fill_features(
+    results: list[CustomerFeatures | None], daily: pd.DataFrame, days: Mapping[int, pd.Timestamp]
+) -> None:
+    """Build the features of every history not yet answered, one group-by per distinct as_of."""
+    pending = [position for position in range(len(results)) if results[position] is None]
     by_day: dict[pd.Timestamp, list[int]] = {}
     for position in pending:
         by_day.setdefault(days[position], []).append(position)
@@ -540,13 +571,12 @@ def features_for_customers(histories: Sequence[tuple[Any, Any]]) -> list[Custome
         for position in positions:
             key = str(position)
             if key in rows:
-                results[position] = CustomerFeatures({name: float(value) for name, value in rows[key].items()})
+                results[position] = CustomerFeatures({str(name): float(value) for name, value in rows[key].items()})
             else:
                 results[position] = _no_purchase(seen.get(key), day)
-    return [result for result in results if result is not None]
 
 
-def _no_purchase(seen: Mapping[str, pd.Timestamp] | None, day: pd.Timestamp) -> CustomerFeatures:
+def _no_purchase(seen: Mapping[Hashable, pd.Timestamp] | None, day: pd.Timestamp) -> CustomerFeatures:
     """The no-purchase row (NO_PURCHASE_FEATURES) and the warning that goes with it."""
     features = {name: 0.0 for name in FEATURE_COLUMNS}
     features |= {"avg_repeat_spend": float("nan"), "avg_days_between": float("nan")}

@@ -29,7 +29,7 @@ class ColumnSpec:
     categories: tuple[str, ...] = ()  # categorical columns: most frequent values seen
     skew: float | None = None  # numeric columns: sample skewness of the training values
     # Datetime columns: how the column's dates are written, inferred from all its values
-    # (leadml.ml.features.DATE_FORMATS), so prediction reads "05-12-2017" as training did.
+    # (leadml.ml.dates.DATE_FORMATS), so prediction reads "05-12-2017" as training did.
     # None in versions pickled before formats existed: read value by value, as they were.
     date_format: str | None = None
 

@@ -357,7 +357,7 @@ LEADML_TRAIN_N_JOBS = env.int("LEADML_TRAIN_N_JOBS", default=1)
 LEADML_MONITORING_WINDOW_DAYS = env.int("LEADML_MONITORING_WINDOW_DAYS", default=7)
 # At most this many predictions of a window are read (a time-stratified sample beyond).
 LEADML_MONITORING_SAMPLE_ROWS = env.int("LEADML_MONITORING_SAMPLE_ROWS", default=5000)
-# Drift thresholds (leadml.ml.monitoring.DriftThresholds). The defaults are those of
+# Drift thresholds (leadml.ml.drift.DriftThresholds). The defaults are those of
 # Evidently's presets: a window drawn from the training distribution is not flagged.
 LEADML_DRIFT_THRESHOLDS = {
     "p_value": env.float("LEADML_DRIFT_P_VALUE", default=0.05),

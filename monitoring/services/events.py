@@ -161,7 +161,7 @@ def _webhook_address(url: str, *, resolve: bool) -> tuple[str | None, str | None
             infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
         except (socket.gaierror, UnicodeError):
             return (None if not resolve else f"{host} does not resolve"), None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not allow_private:
         for address in addresses:
             if not address.is_global or address.is_multicast:
@@ -184,12 +184,14 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
     """TLS to the checked address, with the URL's host name for SNI and the certificate check."""
 
     def __init__(self, host: str, *, address: str, port: int | None, timeout: float) -> None:
-        super().__init__(host, port=port, timeout=timeout, context=ssl.create_default_context())
+        context = ssl.create_default_context()
+        super().__init__(host, port=port, timeout=timeout, context=context)
         self._address = address
+        self._tls = context
 
     def connect(self) -> None:
         raw = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
 def _post_pinned(url: str, address: str, body: bytes, headers: dict[str, str], timeout: float) -> int:

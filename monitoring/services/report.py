@@ -7,7 +7,7 @@ sample is compared with the training records stored with the version (data drift
 quality), with the held-out scores of training (prediction drift), and, where outcomes
 came back, with what really happened (live performance). For leads the calibrated
 probabilities alone also give the expected performance (CBPE) before any outcome.
-The statistics themselves live in leadml.ml.monitoring; this module reads the database.
+The statistics themselves live in leadml.ml.drift; this module reads the database.
 """
 from __future__ import annotations
 
@@ -25,11 +25,8 @@ from django.utils import timezone
 
 from leadml.api.errors import ApplicationError, NotFoundError
 from leadml.ml.bundle import ModelBundle
-from leadml.ml.errors import ArtifactIntegrityError
-from leadml.ml.features import to_datetime
-from leadml.ml.nested import tag_set
-from leadml.ml.parsing import to_numeric
-from leadml.ml.monitoring import (
+from leadml.ml.dates import to_datetime
+from leadml.ml.drift import (
     DriftThresholds,
     data_drift,
     data_quality,
@@ -37,6 +34,9 @@ from leadml.ml.monitoring import (
     live_metrics,
     score_drift,
 )
+from leadml.ml.errors import ArtifactIntegrityError
+from leadml.ml.nested import tag_set
+from leadml.ml.parsing import to_numeric
 from leadml.ml.types import FeatureSchema, is_classification
 from monitoring.models import Outcome
 from monitoring.services.triggers import triggers_evaluate

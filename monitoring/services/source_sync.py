@@ -108,14 +108,14 @@ def source_sync_tenant(*, source: DataSource, tenant: str, dry_run: bool = False
         return result
     try:
         read = source_changes_read(source=source, tenant=tenant, since=since, limit=MAX_CHANGES_PER_SYNC)
-        changes = [_change(row) for row in read.rows]
+        parsed = [_change(row) for row in read.rows]
     except SourceError as error:
         result.status, result.error = "failed", error.message
         logger.warning("source_sync_failed source=%s tenant=%s error=%s", source.name, tenant, error.message)
         if not dry_run:
             _state_store(source, tenant, now=now, status=SourceSyncState.Status.FAILED, error=error.message)
         return result
-    changes = [change for change in changes if change is not None]
+    changes = [change for change in parsed if change is not None]
     result.rows_read = len(changes)
     result.high_water = max([change["changed_at"] for change in changes], default=None)
     scored = _scored_entities(tenant=tenant, model_type=source.model_type, ids=[c["entity_id"] for c in changes])

@@ -2,7 +2,7 @@
 
 Settings come from settings.LEADML_TRIGGER_DEFAULTS, overridden field by field by the
 tenant's TriggerSettings row (admin, PUT /monitoring/{user_id}/{model_type}/triggers).
-Evaluation reads a monitoring report (leadml.ml.monitoring figures) plus the training
+Evaluation reads a monitoring report (leadml.ml.drift figures) plus the training
 rows and jobs in the database, and answers one entry per trigger:
 `{name, enabled, fired, value, threshold, reason}`.
 """

@@ -20,7 +20,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from demo.data import REFERENCE_DATE, generate_customers, generate_leads
-from leadml.ml.rules import email_domain, is_free_mail, seniority_level
+from leadml.ml.vocabulary import email_domain, is_free_mail, seniority_level
 
 LEAD_COLUMNS = [
     "id",

@@ -7,7 +7,8 @@ import pytest
 
 from leadml.ml.evaluate import top_decile_capture
 from leadml.ml.pipeline import ALGORITHMS, RunRateRegressor, algorithms_for, default_grid
-from leadml.ml.train import CLV_SELECTION, _run_rate_check, train_model
+from leadml.ml.search import CLV_SELECTION, run_rate_check
+from leadml.ml.train import train_model
 from leadml.ml.transactions import normalise_transactions, training_table
 from leadml.ml.types import FeatureOptions, TrainingConfig
 
@@ -85,9 +86,9 @@ def test_a_model_that_does_not_beat_the_run_rate_on_held_out_customers_is_not_se
         {"algorithm": "random_forest", "cv_mean": 0.62, "test_mae": 657.0, "test_top_decile_capture": 0.52},
         {"algorithm": "btyd", "cv_mean": 0.5, "test_mae": 500.0, "test_top_decile_capture": 0.51},
     ]
-    losing = _run_rate_check("random_forest", candidates, {}, np.zeros(3))
+    losing = run_rate_check("random_forest", candidates)
     assert losing["served"] == "run_rate" and "the run-rate serves" in losing["run_rate_check"]
-    winning = _run_rate_check("btyd", candidates, {}, np.zeros(3))
+    winning = run_rate_check("btyd", candidates)
     assert winning["served"] == "btyd" and winning["criterion"] == CLV_SELECTION
 
 

@@ -12,8 +12,8 @@ import pytest
 from demo.data import generate_customers, generate_leads
 from leadml.ml.artifacts import dump_bytes, load_bytes
 from leadml.ml.errors import ArtifactIntegrityError, ConfigError, DataError, InputError
-from leadml.ml.features import infer_schema
 from leadml.ml.pipeline import algorithms_for, resolve_preprocessing
+from leadml.ml.schema import infer_schema
 from leadml.ml.targets import check_trainable, encode_target
 from leadml.ml.train import train_model
 from leadml.ml.types import TrainingConfig

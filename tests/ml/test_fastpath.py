@@ -13,8 +13,8 @@ import pytest
 from demo.data import generate_customers, generate_leads
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.fastpath import CompiledPipeline, compile_pipeline
-from leadml.ml.features import infer_schema
 from leadml.ml.pipeline import build_pipeline, resolve_preprocessing
+from leadml.ml.schema import infer_schema
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
 from leadml.ml.transactions import normalise_transactions, training_table

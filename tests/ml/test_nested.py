@@ -12,10 +12,10 @@ import pytest
 
 from demo.data import generate_leads
 from leadml.ml.errors import InputError
-from leadml.ml.features import MIN_TAG_ROWS, infer_schema
 from leadml.ml.nested import flatten_record, tag_set
 from leadml.ml.parsing import read_csv_typed
 from leadml.ml.reasons import explainer_for
+from leadml.ml.schema import MIN_TAG_ROWS, infer_schema
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
 from leadml.ml.types import TrainingConfig

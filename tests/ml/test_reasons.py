@@ -15,10 +15,10 @@ import pytest
 from demo.data import generate_customers, generate_leads
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of, typical_record
-from leadml.ml.rules import email_domain, is_free_mail
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
 from leadml.ml.types import ColumnSpec, FeatureOptions, FeatureSchema, TrainingConfig
+from leadml.ml.vocabulary import email_domain, is_free_mail
 
 # Age-in-days columns read the clock; a fixed one keeps every comparison exact.
 REFERENCE_TIME = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from demo.data import generate_leads
+from leadml.ml.dates import infer_date_format, to_datetime
 from leadml.ml.errors import ConfigError, InputError
 from leadml.ml.fastpath import compile_pipeline
-from leadml.ml.features import infer_date_format, infer_schema, to_datetime
 from leadml.ml.quality import QUALITY_SAMPLE_ROWS, quality_report
+from leadml.ml.schema import infer_schema
 from leadml.ml.split import holdout_split
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model

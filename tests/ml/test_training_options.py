@@ -267,7 +267,7 @@ def test_models_pickled_before_feature_options_still_load_and_predict(leads: tup
 
 
 def test_auto_on_lifetime_value_keeps_the_lowest_mae_among_the_good_rankers() -> None:
-    from leadml.ml.train import _choose
+    from leadml.ml.search import choose_algorithm
 
     candidates = [
         {"algorithm": "linear_regression", "cv_mean": 0.385, "cv_mae": 35.1, "cv_top_decile_capture": 0.52},
@@ -276,11 +276,11 @@ def test_auto_on_lifetime_value_keeps_the_lowest_mae_among_the_good_rankers() ->
         {"algorithm": "random_forest", "cv_mean": 0.30, "cv_mae": 30.0, "cv_top_decile_capture": 0.40},
         {"algorithm": "neural_network", "skipped": "time budget"},
     ]
-    assert _choose(candidates, classification=False) == "btyd"
-    assert _choose(candidates, classification=True) == "linear_regression"
+    assert choose_algorithm(candidates, classification=False) == "btyd"
+    assert choose_algorithm(candidates, classification=True) == "linear_regression"
     # R² does not decide: a few whales make it swing (CV R² 0.62 ± 0.16, 0.35 held out).
     whales = [{**candidates[0], "cv_mean": 0.62}, candidates[1]]
-    assert _choose(whales, classification=False) == "btyd"
+    assert choose_algorithm(whales, classification=False) == "btyd"
 
 
 def test_the_split_hashes_ids_even_when_the_same_lead_appears_twice() -> None:

@@ -11,9 +11,9 @@ from sklearn.model_selection import train_test_split
 
 from sklearn.metrics import mean_absolute_error, r2_score
 
-from leadml.ml.features import infer_schema
 from leadml.ml.pipeline import build_pipeline, resolve_preprocessing
 from leadml.ml.quality import quality_report
+from leadml.ml.schema import infer_schema
 from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
 from leadml.ml.transactions import TransactionColumns, normalise_transactions, training_table

@@ -310,8 +310,9 @@ def data_sources_load_settings(*, using: str = "default") -> list[DataSource]:
         kind = entry.get("kind", DataSource.Kind.RECORDS)
         values = {**defaults_for(model_type=model_type, kind=kind)}
         values |= {key: entry[key] for key in SETTINGS_KEYS - {"name", "url", "url_env"} if key in entry}
-        values |= {"url": url, "model_type": model_type, "kind": kind, "from_settings": True}
-        source = DataSource.objects.using(using).filter(name=entry.get("name")).first() or DataSource(name=entry.get("name"))
+        # A missing name stays None here, and full_clean below says so.
+        values |= {"name": entry.get("name"), "url": url, "model_type": model_type, "kind": kind, "from_settings": True}
+        source = DataSource.objects.using(using).filter(name=entry.get("name")).first() or DataSource()
         for key, value in values.items():
             setattr(source, key, value)
         try:

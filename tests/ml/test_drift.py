@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from leadml.ml.monitoring import (
+from leadml.ml.drift import (
     DriftThresholds,
     data_drift,
     data_quality,
@@ -423,8 +423,8 @@ def test_live_regression_metrics_on_a_hand_computed_example() -> None:
     assert live_metrics(False, np.array([]), np.array([])) == {"rows": 0, "mae": None, "rmse": None, "r2": None}
 
 
-def test_monitoring_does_not_import_django() -> None:
-    code = "import sys, leadml.ml.monitoring; assert 'django' not in sys.modules"
+def test_drift_does_not_import_django() -> None:
+    code = "import sys, leadml.ml.drift; assert 'django' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -4,6 +4,10 @@ Pure functions on pandas/numpy inputs returning plain dicts (JSON-ready, no nump
 the Django layer can store them as they are. Two-sample tests follow Evidently's defaults: a
 statistical test while either sample is small, a distance with a fixed threshold once both
 are large, because p-values on thousands of rows flag shifts too small to matter.
+
+It stays one module past 400 lines: the drift tests, the data-quality checks and the
+performance estimates read the same window and reference, share `DriftThresholds` and make
+the one report GET /monitoring returns.
 """
 from __future__ import annotations
 
