@@ -8,7 +8,7 @@ import pytest
 from django.db import IntegrityError
 from django.utils import timezone
 
-from predictions import storage
+from predictions import prediction_log
 from predictions.models import Prediction
 from predictions.prediction_log import PredictionBatch, PredictionRow, predictions_insert
 
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def postgresql_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test on both PostgreSQL paths: COPY, and the one INSERT ... RETURNING of small writes
     (5,000 rows stay under PostgreSQL's 65,535 parameters; SQLite runs bulk_create either way)."""
-    monkeypatch.setattr(storage, "INSERT_MAX_ROWS", 0 if request.param == "copy" else 5000)
+    monkeypatch.setattr(prediction_log, "INSERT_MAX_ROWS", 0 if request.param == "copy" else 5000)
     return request.param
 
 
