@@ -29,7 +29,7 @@ from registry.models import ModelVersion
 from registry.selectors import model_version_get_active
 from training.models import TrainingJob
 from training.services.datasets import dataset_create
-from training.services.jobs import training_job_run_now
+from training.services.run import training_job_run_now
 from monitoring.services.tenants import tenant_delete
 
 MODEL_NAME = "bench_lead_model"

@@ -25,8 +25,8 @@ from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
 from leadml.ml.types import TrainResult
-from training.services import jobs as job_services
-from training.services.jobs import training_job_run_now
+from training.services import run as job_services
+from training.services.run import training_job_run_now
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TENANT = "tenant-a"

@@ -1,5 +1,6 @@
 """django-q2 tasks: thin wrappers that take an id and call the service."""
-from training.services.jobs import training_job_run, training_jobs_reap
+from training.services.reaper import training_jobs_reap
+from training.services.run import training_job_run
 
 
 def training_job_run_task(job_id: str) -> None:

@@ -33,7 +33,7 @@ from django_q.tasks import async_task
 from leadml.api.errors import ApplicationError
 from monitoring.models import MonitoringEvent, TenantWebhook
 from registry.models import ModelVersion
-from training.services.jobs import BROKER_ERRORS
+from training.services.queue import BROKER_ERRORS
 
 logger = logging.getLogger(__name__)
 Delivery = MonitoringEvent.Delivery

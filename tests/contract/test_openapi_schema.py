@@ -497,12 +497,12 @@ def test_train_waited_for_answers_in_the_original_shape_or_422(
              "user_id": TENANT, "training_config": {"cv_folds": 3, "param_grid": {"C": [1.0]}}}
     result = contract.check(api.post("/train?wait=120", train, format="json"), 200)
     assert result["model_path"] and result["metadata"]["feature_importance"] and result["metrics"]["roc_auc"]
-    import training.services.jobs
+    import training.services.run
 
     def failing(*args: Any, **kwargs: Any) -> Any:
         raise DataError("every usable column was left out", field="training_config")
 
-    monkeypatch.setattr(training.services.jobs, "train_model", failing)  # the job fails as it runs
+    monkeypatch.setattr(training.services.run, "train_model", failing)  # the job fails as it runs
     failed = contract.check(api.post("/train?wait=120", train | {"model_name": "sync2"}, format="json"), 422)
     job = contract.check(api.get(f"/jobs/{failed['details']['job_id'][0]}"), 200)
     assert job["status"] == "failed" and job["success"] is False and job["log"][-1]["error"]

@@ -25,7 +25,7 @@ from tests.reliability.brokers import broker_down, closed_port
 from tests.reliability.processes import Service, count_rows, http_request, manage, service_env, wait_for
 from tests.reliability.test_serve_command import _answers_http, _free_port, _request
 from training.models import TrainingJob
-from training.services.jobs import training_jobs_reap
+from training.services.reaper import training_jobs_reap
 
 TRAIN = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "m", "user_id": TENANT}
 

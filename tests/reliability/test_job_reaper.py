@@ -23,8 +23,11 @@ from monitoring.models import MonitoringEvent
 from registry.models import ModelVersion
 from tests.conftest import TENANT, make_dataset
 from training.models import TrainingJob
-from training.services import jobs as job_services
-from training.services.jobs import training_job_create, training_job_run, training_jobs_reap
+from training.services import reaper as reaper_services
+from training.services import run as job_services
+from training.services.jobs import training_job_create
+from training.services.reaper import training_jobs_reap
+from training.services.run import training_job_run
 from training.services.schedule import SCHEDULE_FUNC, SCHEDULE_NAME, job_reaper_schedule_ensure
 from training.tasks import training_jobs_reap_task
 
@@ -220,7 +223,7 @@ def test_a_worker_that_beats_before_the_reaper_acts_keeps_its_job(db: None) -> N
     read_by_the_reaper = TrainingJob.objects.get(pk=job.pk)
     TrainingJob.objects.filter(pk=job.pk).update(heartbeat_at=timezone.now())  # the worker's beat
 
-    assert job_services._reap_running(read_by_the_reaper, now=timezone.now(), enqueue=True) is None
+    assert reaper_services._reap_running(read_by_the_reaper, now=timezone.now(), enqueue=True) is None
 
     job.refresh_from_db()
     assert (job.status, job.attempts, job.error) == ("running", 1, "")

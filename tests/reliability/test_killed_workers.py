@@ -54,7 +54,8 @@ from demo.data import generate_leads
 from registry.models import ModelVersion
 from training.models import TrainingJob
 from training.services.datasets import dataset_create
-from training.services.jobs import training_job_create, training_job_run
+from training.services.jobs import training_job_create
+from training.services.run import training_job_run
 
 rows = json.loads(generate_leads(2000, seed=3).to_json(orient="records"))
 dataset_create(tenant="crm", model_type="lead_conversion", name="leads", target="status", rows=rows,
@@ -71,7 +72,7 @@ print(json.dumps({"job_id": str(retrain.id), "v1_artifact": v1.artifact_path}))
 """
 REAP = """
 import json
-from training.services.jobs import training_jobs_reap
+from training.services.reaper import training_jobs_reap
 print(json.dumps([outcome.__dict__ for outcome in training_jobs_reap()]))
 """
 # Another retrain of the same model: refused (ConflictError) while one is queued or running.

@@ -12,8 +12,8 @@ from rest_framework.test import APIClient
 from registry.models import ModelVersion, PromotionEvent
 from tests.conftest import TENANT, make_dataset, train_inline
 from training.models import TrainingJob
-from training.services import jobs as job_services
-from training.services.jobs import training_job_run
+from training.services import run as job_services
+from training.services.run import training_job_run
 
 
 def test_job_trains_registers_and_activates_first_model(db: None, lead_rows: list[dict[str, Any]]) -> None:

@@ -24,7 +24,7 @@ from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
-from training.services.jobs import training_job_run_now
+from training.services.run import training_job_run_now
 
 DEMO_TENANT = "demo"
 # Demo traffic: leads scored per day over the last days (customers: half as many), and

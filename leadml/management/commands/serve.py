@@ -32,7 +32,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from monitoring.services.schedule import monitoring_schedule_ensure, source_sync_schedule_ensure
-from training.services.jobs import training_jobs_reap
+from training.services.reaper import training_jobs_reap
 from training.services.schedule import job_reaper_schedule_ensure
 from training.services.sources import data_sources_load_settings
 
