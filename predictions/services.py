@@ -3,6 +3,10 @@
 One path for single and batch requests: resolve the model version, load it (checksum
 verified), validate the records against its feature schema, score, and store every
 prediction in one transaction before answering.
+
+Past the ~400 lines of the README's module rule on purpose: the scoring path (version,
+load, validate, score, explain, store) is profiled and tuned as one; its steps are the
+private functions below.
 """
 from __future__ import annotations
 
@@ -247,13 +251,7 @@ def predictions_make(
     """
     if explain is None:
         explain = not batch
-    if not records:
-        raise ApplicationError("data is empty", details={"data": ["at least one record is required"]})
-    if len(records) > settings.LEADML_MAX_BATCH_ROWS:
-        raise PayloadTooLargeError(
-            f"{len(records)} records exceed the batch limit of {settings.LEADML_MAX_BATCH_ROWS}",
-            details={"data": ["too many records"]},
-        )
+    _records_admit(records)
     original_records = records
     records, rules_records = transaction_records_expand(records, model_type=model_type, batch=batch)
     records_check(records, field="data", indexed=batch)
@@ -270,33 +268,11 @@ def predictions_make(
     records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
 
     result: ScoringResult | None = None
-    from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)
-    if bundle is not None and model_version is not None and from_transactions and "frequency" not in bundle.schema.names:
-        message = (
-            f"model '{model_version.name}' v{model_version.version} was trained on per-customer fields "
-            f"({', '.join(bundle.schema.names[:6])}, ...), not on transaction logs: send those fields, or train "
-            "on a dataset uploaded with kind=transactions"
+    if bundle is not None and model_version is not None:
+        _transactions_fit_check(model_version, bundle, original_records)
+        result, fallback_reason = _model_score(
+            model_version, bundle, records, stand_in=stand_in, explain=explain, batch=batch, fallback_reason=fallback_reason
         )
-        raise ApplicationError(message, details={"data": ["transactions given to a model not trained on them"]})
-    if bundle is not None:
-        assert model_version is not None
-        try:
-            prepared = bundle.prepare(records)
-        except InputError as error:
-            where = f"data[{error.row}]." if batch and error.row is not None else ""
-            field_name = f"{where}{error.field}" if error.field else "data"
-            raise ApplicationError(error.message, details={field_name: [error.message]}) from error
-        try:
-            inputs = bundle.model_input(prepared)
-            values, explained = _score(bundle, inputs, explain=explain, batch=batch)
-        except Exception as error:  # a model that cannot score must not take the CRM down with it
-            logger.exception("model_error version=%s", model_version.pk)
-            fallback_reason = f"model error: {error.__class__.__name__}"
-        else:
-            warnings = [[stand_in, *record] for record in prepared.warnings] if stand_in else prepared.warnings
-            result = _model_outputs(model_version, bundle, values, warnings)
-            if explain:
-                _add_reasons(result.outputs, explained, records)
     if result is None:
         # Flattened only now: most batches are scored by a model and never read them.
         result = _rules_outputs(model_type, flatten_records(rules_records), fallback_reason or "model unavailable")
@@ -323,6 +299,58 @@ def predictions_make(
         latency_ms,
     )
     return result
+
+
+def _records_admit(records: Sequence[Mapping[str, Any]]) -> None:
+    if not records:
+        raise ApplicationError("data is empty", details={"data": ["at least one record is required"]})
+    if len(records) > settings.LEADML_MAX_BATCH_ROWS:
+        raise PayloadTooLargeError(
+            f"{len(records)} records exceed the batch limit of {settings.LEADML_MAX_BATCH_ROWS}",
+            details={"data": ["too many records"]},
+        )
+
+
+def _transactions_fit_check(model_version: ModelVersion, bundle: ModelBundle, original_records: Sequence[Any]) -> None:
+    """Refuse transaction logs sent to a model that was not trained on per-customer transaction features."""
+    from_transactions = any(isinstance(r, Mapping) and "transactions" in r for r in original_records)
+    if from_transactions and "frequency" not in bundle.schema.names:
+        message = (
+            f"model '{model_version.name}' v{model_version.version} was trained on per-customer fields "
+            f"({', '.join(bundle.schema.names[:6])}, ...), not on transaction logs: send those fields, or train "
+            "on a dataset uploaded with kind=transactions"
+        )
+        raise ApplicationError(message, details={"data": ["transactions given to a model not trained on them"]})
+
+
+def _model_score(
+    model_version: ModelVersion,
+    bundle: ModelBundle,
+    records: list[dict[str, Any]],
+    *,
+    stand_in: str | None,
+    explain: bool,
+    batch: bool,
+    fallback_reason: str | None,
+) -> tuple[ScoringResult | None, str | None]:
+    """The model's answers, or (None, why) when the model fails: the rules answer then."""
+    try:
+        prepared = bundle.prepare(records)
+    except InputError as error:
+        where = f"data[{error.row}]." if batch and error.row is not None else ""
+        field_name = f"{where}{error.field}" if error.field else "data"
+        raise ApplicationError(error.message, details={field_name: [error.message]}) from error
+    try:
+        inputs = bundle.model_input(prepared)
+        values, explained = _score(bundle, inputs, explain=explain, batch=batch)
+    except Exception as error:  # a model that cannot score must not take the CRM down with it
+        logger.exception("model_error version=%s", model_version.pk)
+        return None, f"model error: {error.__class__.__name__}"
+    warnings = [[stand_in, *record] for record in prepared.warnings] if stand_in else prepared.warnings
+    result = _model_outputs(model_version, bundle, values, warnings)
+    if explain:
+        _add_reasons(result.outputs, explained, records)
+    return result, fallback_reason
 
 
 def _model_outputs(

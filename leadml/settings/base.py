@@ -2,6 +2,9 @@
 
 One `env` reader: a malformed variable stops start-up instead of being guessed at.
 `production.py` and `test.py` only override.
+
+Past the ~400 lines of the README's module rule on purpose: every setting an operator
+can change is here, by section, so they are read (and documented) in one file.
 """
 import os
 import secrets

@@ -103,16 +103,7 @@ def dataset_create(
     rows, frame, labels, columns = _records_read(
         rows, target=target, model_type=model_type, positive_values=positive_values, negative_values=negative_values
     )
-    try:
-        check_trainable(
-            labels,
-            model_type=model_type,
-            min_rows=settings.LEADML_MIN_ROWS,
-            min_rows_per_class=settings.LEADML_MIN_ROWS_PER_CLASS,
-        )
-    except DataError as error:
-        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
-
+    _trainable_check(labels, model_type=model_type)
     # The service built a transaction table's columns from purchases before the cut-off: they cannot leak.
     from_transactions = kind == Dataset.Kind.TRANSACTIONS or (source_config or {}).get("source_kind") == "transactions"
     trusted = FEATURE_DESCRIPTIONS if from_transactions else ()
@@ -134,29 +125,10 @@ def dataset_create(
         data_source=data_source,
     )
     dataset.full_clean()
-    label_values = [None if pd.isna(value) else float(value) for value in labels]
-    row_source = DatasetRow.Source.DATA_SOURCE if kind == Dataset.Kind.SOURCE else DatasetRow.Source.UPLOAD
     _stale_loads_delete(tenant=tenant)
     dataset.save()
     try:
-        for start in range(0, len(rows), ROW_INSERT_BATCH):
-            with transaction.atomic():
-                DatasetRow.objects.bulk_create(
-                    DatasetRow(
-                        dataset=dataset,
-                        tenant=tenant,
-                        model_type=model_type,
-                        row_number=number,
-                        data=row,
-                        label=label,
-                        source=row_source,
-                    )
-                    for number, row, label in zip(
-                        range(start, start + ROW_INSERT_BATCH),
-                        rows[start : start + ROW_INSERT_BATCH],
-                        label_values[start : start + ROW_INSERT_BATCH],
-                    )
-                )
+        _rows_write(dataset, rows, labels)
         Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.READY)
     except BaseException:
         Dataset.objects.filter(pk=dataset.pk).delete()
@@ -171,6 +143,42 @@ def dataset_create(
         dataset.labelled_row_count,
     )
     return dataset
+
+
+def _trainable_check(labels: pd.Series, *, model_type: str) -> None:
+    try:
+        check_trainable(
+            labels,
+            model_type=model_type,
+            min_rows=settings.LEADML_MIN_ROWS,
+            min_rows_per_class=settings.LEADML_MIN_ROWS_PER_CLASS,
+        )
+    except DataError as error:
+        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+
+
+def _rows_write(dataset: Dataset, rows: list[dict[str, Any]], labels: pd.Series) -> None:
+    """A new dataset's rows, in short transactions (SQLite's one write lock is never held long)."""
+    label_values = [None if pd.isna(value) else float(value) for value in labels]
+    row_source = DatasetRow.Source.DATA_SOURCE if dataset.kind == Dataset.Kind.SOURCE else DatasetRow.Source.UPLOAD
+    for start in range(0, len(rows), ROW_INSERT_BATCH):
+        with transaction.atomic():
+            DatasetRow.objects.bulk_create(
+                DatasetRow(
+                    dataset=dataset,
+                    tenant=dataset.tenant,
+                    model_type=dataset.model_type,
+                    row_number=number,
+                    data=row,
+                    label=label,
+                    source=row_source,
+                )
+                for number, row, label in zip(
+                    range(start, start + ROW_INSERT_BATCH),
+                    rows[start : start + ROW_INSERT_BATCH],
+                    label_values[start : start + ROW_INSERT_BATCH],
+                )
+            )
 
 
 def _stale_loads_delete(*, tenant: str) -> None:

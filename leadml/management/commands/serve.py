@@ -13,6 +13,9 @@ the job worker dies (killed, out of memory, its Redis unreachable) the API keeps
 serving, since predictions do not need the queue: the worker's reason is logged and it
 is started again after a pause that doubles while it keeps failing. Before the worker
 first starts, jobs lost with an earlier worker are queued again or ended (the reaper).
+
+Past the ~400 lines of the README's module rule on purpose: the supervision of the two
+processes (start order, signals, restarts, shutdown) is one state machine, read in one place.
 """
 from __future__ import annotations
 
