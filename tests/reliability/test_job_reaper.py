@@ -23,6 +23,7 @@ from monitoring.models import MonitoringEvent
 from registry.models import ModelVersion
 from tests.conftest import TENANT, make_dataset
 from training.models import TrainingJob
+from training.services import queue as queue_services
 from training.services import reaper as reaper_services
 from training.services import run as job_services
 from training.services.jobs import training_job_create
@@ -160,7 +161,7 @@ def test_a_queued_job_no_worker_took_is_handed_out_again_then_failed(
     db: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sent: list[str] = []
-    monkeypatch.setattr(job_services, "async_task", lambda func, job_id, **options: sent.append(job_id))
+    monkeypatch.setattr(queue_services, "async_task", lambda func, job_id, **options: sent.append(job_id))
     lost = TrainingJob.objects.create(
         tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="forgotten",
         enqueued_at=timezone.now() - timedelta(seconds=STALE + 60),
