@@ -6,7 +6,7 @@ looks them up); this module knows the header, the principal and the tenant rule.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -57,11 +57,16 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 def tenant_authorize(request: Request, tenant: str) -> None:
     """Refuse (403) a tenant-scoped token naming another tenant's `user_id`."""
-    principal: TokenPrincipal = request.user
+    principal = _principal(request)
     if not principal.may_act_for(tenant):
         raise exceptions.PermissionDenied(f"This token may only act for user_id '{principal.tenant}'.")
 
 
 def tenant_scope(request: Request) -> str | None:
     """Return the only tenant this caller may see, or None for a service token."""
-    return request.user.tenant
+    return _principal(request).tenant
+
+
+def _principal(request: Request) -> TokenPrincipal:
+    """The caller; every API view authenticates with a token first (DRF's permission classes)."""
+    return cast(TokenPrincipal, request.user)

@@ -27,7 +27,7 @@ RETRY_AFTER_SECONDS = 5
 class ApplicationError(Exception):
     """A failure the client can act on: bad input, a missing resource, a conflict."""
 
-    status_code = status.HTTP_400_BAD_REQUEST
+    status_code: int = status.HTTP_400_BAD_REQUEST
     # Response headers the answer carries besides the one error body (Retry-After).
     headers: dict[str, str] = {}
 

@@ -1,4 +1,6 @@
 """Serializer pieces shared by every app's API."""
+from typing import Any
+
 from rest_framework import serializers
 
 from leadml.api.errors import ApplicationError
@@ -6,13 +8,13 @@ from leadml.ml.types import MODEL_TYPES
 
 
 class UserIdField(serializers.CharField):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("max_length", 200)
         super().__init__(**kwargs)
 
 
 class ModelTypeField(serializers.ChoiceField):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(choices=MODEL_TYPES, **kwargs)
 
 

@@ -53,6 +53,8 @@ def _records_pass_screen(records: Sequence[Any]) -> bool:
     if not all(type(record) is dict for record in records):
         return False
     shared = record_columns(records)
+    names: tuple[Any, ...]
+    columns: Sequence[Sequence[Any]]
     if shared is not None:
         names, columns = shared
     else:
@@ -70,7 +72,7 @@ def _field_passes_screen(values: Sequence[Any]) -> bool:
     if types <= _PLAIN_SCALARS:
         return True
     for kind in types - _PLAIN_SCALARS:
-        same = [value for value in values if type(value) is kind]
+        same: list[Any] = [value for value in values if type(value) is kind]
         if kind is str:
             if NUL in "".join(same) or max(map(len, same)) > settings.LEADML_MAX_VALUE_CHARS:
                 return False

@@ -7,6 +7,8 @@ drf-spectacular, and tests/contract checks every answer against them.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
@@ -88,7 +90,7 @@ class FeatureWeightField(serializers.ListField):
 class FeatureWeightListField(serializers.ListField):
     """Ranked `[name, weight]` pairs, largest weight first."""
 
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(child=FeatureWeightField(), **kwargs)
 
 

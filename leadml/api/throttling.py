@@ -62,7 +62,7 @@ class ApiTokenRateThrottle(BaseThrottle):
         return getattr(self, "wait_seconds", None)
 
     def _parsed(self) -> tuple[int, int]:
-        rate = self.rate or api_settings.DEFAULT_THROTTLE_RATES["api_token"]
+        rate = self.rate or str(api_settings.DEFAULT_THROTTLE_RATES["api_token"])
         count, _, unit = rate.partition("/")
         return int(count), {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit[0]]
 
