@@ -29,6 +29,7 @@ from registry.models import ModelVersion
 from registry.selectors import model_version_get_active
 from training.models import TrainingJob
 from training.services.datasets import dataset_create
+from training.config import job_config_parse
 from training.services.run import training_job_run_now
 from monitoring.services.tenants import tenant_delete
 
@@ -124,7 +125,7 @@ def bench_model_train(*, tenant: str, data: BenchData) -> tuple[ModelVersion, di
         model_type=LEAD_CONVERSION,
         algorithm=ALGORITHM,
         model_name=MODEL_NAME,
-        training_config={"dataset_id": str(dataset.id), **TRAINING_CONFIG},
+        training_config=job_config_parse({"dataset_id": str(dataset.id), **TRAINING_CONFIG}),
         requested_by="bench",
     )
     if job.status != TrainingJob.Status.SUCCEEDED or job.model_version is None:

@@ -26,6 +26,7 @@ from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
 from leadml.ml.types import TrainResult
 from training.services import run as job_services
+from training.config import job_config_parse
 from training.services.run import training_job_run_now
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
@@ -172,7 +173,7 @@ def train_inline(
     """
     run = lambda: training_job_run_now(  # noqa: E731
         tenant=tenant, model_type=model_type, algorithm=algorithm, model_name=name,
-        training_config={"cv_folds": 3, **(config or {})}, requested_by="test",
+        training_config=job_config_parse({"cv_folds": 3, **(config or {})}), requested_by="test",
     )
     if not reuse:
         return run()

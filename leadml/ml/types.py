@@ -103,6 +103,22 @@ class FeatureOptions:
             "btyd_horizon_days": self.btyd_horizon_days,
         }
 
+    def request_dict(self) -> dict[str, Any]:
+        """The options as `training_config.feature_engineering` takes them (the horizon is the service's)."""
+        options = self.as_dict()
+        del options["btyd_horizon_days"]
+        return options
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureOptions:
+        """Rebuild options from `as_dict()` / `request_dict()` output (checked already: no validation here)."""
+        values = dict(data)
+        if "interactions" in values:
+            values["interactions"] = tuple(tuple(pair) for pair in values["interactions"])
+        if "missing_values" in values:
+            values["missing_values"] = tuple(values["missing_values"])
+        return cls(**values)
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -121,7 +137,39 @@ class TrainingConfig:
     cv_folds: int = 5
     test_size: float = 0.2
     random_state: int = 42
-    n_jobs: int = 1
+    n_jobs: int = 1  # the worker's, never the request's: not in `as_dict`
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every request option, defaults filled in: what a job stores, and valid input to POST /train again."""
+        return {
+            "features": list(self.features) if self.features is not None else None,
+            "preprocessing": dict(self.preprocessing),
+            "feature_engineering": self.feature_options.request_dict(),
+            "allow_columns": list(self.allow_columns),
+            "calibrate": self.calibrate,
+            "time_budget_s": self.time_budget_s,
+            "param_grid": self.param_grid,
+            "cv_folds": self.cv_folds,
+            "test_size": self.test_size,
+            "random_state": self.random_state,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingConfig:
+        """Rebuild a config from `as_dict()` output (checked already: no validation here)."""
+        features = data.get("features")
+        return cls(
+            features=tuple(features) if features else None,
+            preprocessing=dict(data.get("preprocessing") or {}),
+            feature_options=FeatureOptions.from_dict(data.get("feature_engineering") or {}),
+            allow_columns=tuple(data.get("allow_columns") or ()),
+            calibrate=data.get("calibrate", True),
+            time_budget_s=data.get("time_budget_s"),
+            param_grid=data.get("param_grid"),
+            cv_folds=data.get("cv_folds", 5),
+            test_size=data.get("test_size", 0.2),
+            random_state=data.get("random_state", 42),
+        )
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from monitoring.services.events import event_record
 from monitoring.services.report import monitoring_report, window_resolve
 from registry.models import ModelVersion
 from training.models import TrainingJob
+from training.config import job_config_parse
 from training.services.jobs import training_job_create
 
 logger = logging.getLogger(__name__)
@@ -172,7 +173,7 @@ def _queue(version: ModelVersion, *, actor: str, reason: str, fired: list[dict[s
             model_type=version.model_type,
             algorithm=version.algorithm,
             model_name=version.name,
-            training_config=dict(version.training_config or {}),
+            training_config=job_config_parse(version.training_config),
             requested_by=actor,
             retrain_of=version,
             retrain_reason=reason,

@@ -26,6 +26,7 @@ from training.models import TrainingJob
 from training.services import queue as queue_services
 from training.services import reaper as reaper_services
 from training.services import run as job_services
+from training.config import job_config_parse
 from training.services.jobs import training_job_create
 from training.services.reaper import training_jobs_reap
 from training.services.run import training_job_run
@@ -98,7 +99,7 @@ def test_a_lost_retrain_is_failed_with_the_reason_its_partial_artifact_removed_a
     # The model's one retrain slot is free again.
     again = training_job_create(
         tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="leads_lr",
-        training_config={"cv_folds": 3}, requested_by="test", retrain_of=lead_model,
+        training_config=job_config_parse({"cv_folds": 3}), requested_by="test", retrain_of=lead_model,
     )
     assert again.status == "queued"
 

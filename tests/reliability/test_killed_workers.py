@@ -54,6 +54,7 @@ from demo.data import generate_leads
 from registry.models import ModelVersion
 from training.models import TrainingJob
 from training.services.datasets import dataset_create
+from training.config import job_config_parse
 from training.services.jobs import training_job_create
 from training.services.run import training_job_run
 
@@ -67,7 +68,8 @@ training_job_run(job_id=first.pk)
 v1 = ModelVersion.objects.get(tenant="crm", name="crm_model")
 slow = {"cv_folds": 3, "param_grid": {"n_estimators": [100], "max_depth": [None, 6]}}
 retrain = training_job_create(tenant="crm", model_type="lead_conversion", algorithm="random_forest",
-                              model_name="crm_model", training_config=slow, requested_by="test", retrain_of=v1)
+                              model_name="crm_model", training_config=job_config_parse(slow), requested_by="test",
+                              retrain_of=v1)
 print(json.dumps({"job_id": str(retrain.id), "v1_artifact": v1.artifact_path}))
 """
 REAP = """
@@ -79,11 +81,13 @@ print(json.dumps([outcome.__dict__ for outcome in training_jobs_reap()]))
 RETRAIN_AGAIN = """
 import json
 from registry.models import ModelVersion
+from training.config import job_config_parse
 from training.services.jobs import training_job_create
 
 v1 = ModelVersion.objects.get(tenant="crm", name="crm_model", version=1)
 job = training_job_create(tenant="crm", model_type="lead_conversion", algorithm="logistic_regression",
-                          model_name="crm_model", training_config={"cv_folds": 3}, requested_by="test", retrain_of=v1)
+                          model_name="crm_model", training_config=job_config_parse({"cv_folds": 3}), requested_by="test",
+                          retrain_of=v1)
 print(json.dumps({"job_id": str(job.id), "status": job.status}))
 """
 

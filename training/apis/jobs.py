@@ -1,22 +1,22 @@
 """POST /train, GET /jobs/{id}, POST /jobs/{id}/cancel: train a model and follow the job."""
 from __future__ import annotations
 
-from typing import Any
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.api.errors import ApplicationError, error_details_flatten
+from leadml.api.errors import ApplicationError
 from leadml.api.fields import ModelTypeField, UserIdField
 from leadml.ml.pipeline import ALGORITHM_CHOICES
 from leadml.api.serializers import (
     error_responses,
 )
 from leadml.api.authentication import tenant_authorize, tenant_scope
+from training.config import TrainingConfigSerializer, job_config_parse
 from training.models import TrainingJob
 from training.presenters import job_summary, synchronous_result
 from training.selectors import training_job_get
@@ -27,47 +27,19 @@ from training.serializers import (
 from training.services.jobs import training_job_cancel, training_job_create, training_job_wait
 
 
+@extend_schema_field(TrainingConfigSerializer)
+class TrainingConfigField(serializers.JSONField):
+    """Any JSON here; `job_config_parse` checks it, naming fields as the original service did."""
+
+
 class TrainApi(APIView):
-    @extend_schema_serializer(component_name="TrainingConfig")
-    class TrainingConfigSerializer(serializers.Serializer):
-        dataset_id = serializers.UUIDField(required=False)
-        source = serializers.CharField(
-            required=False,
-            max_length=100,
-            help_text="the name (or id) of a data source the operator configured: train on the rows it holds for "
-            "this user_id, read at training time. Never a URL or SQL. Default: the one source of this model_type "
-            "when the user_id uploaded no training data",
-        )
-        # An empty list means "no restriction", as in the original service.
-        features = serializers.ListField(child=serializers.CharField(), required=False, allow_empty=True)
-        preprocessing = serializers.DictField(required=False)
-        param_grid = serializers.DictField(required=False)
-        cv_folds = serializers.IntegerField(required=False, min_value=2, max_value=20)
-        test_size = serializers.FloatField(required=False, min_value=0.05, max_value=0.5)
-        random_state = serializers.IntegerField(required=False, min_value=0)
-        feature_engineering = serializers.DictField(required=False)
-        missing_values = serializers.ListField(child=serializers.JSONField(), required=False)
-        allow_columns = serializers.ListField(child=serializers.CharField(), required=False)
-        calibrate = serializers.BooleanField(required=False)
-        time_budget_s = serializers.FloatField(required=False, min_value=1, max_value=86400)
-        min_improvement = serializers.FloatField(required=False, min_value=0, max_value=1)
-
-        def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-            unknown = sorted(set(self.initial_data) - set(self.fields))
-            if unknown:
-                allowed = ", ".join(self.fields)
-                raise serializers.ValidationError(
-                    {name: [f"unknown training_config option; allowed: {allowed}"] for name in unknown}
-                )
-            return attrs
-
     @extend_schema_serializer(component_name="Train")
     class InputSerializer(serializers.Serializer):
         model_type = ModelTypeField()
         algorithm = serializers.ChoiceField(choices=ALGORITHM_CHOICES, default="gradient_boosting")
         model_name = serializers.RegexField(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", max_length=100)
         user_id = UserIdField()
-        training_config = serializers.JSONField(required=False, default=dict)
+        training_config = TrainingConfigField(required=False, default=dict)
 
     @extend_schema_serializer(component_name="TrainAcceptedResponse")
     class AcceptedOutputSerializer(TrainingJobSerializer):
@@ -96,17 +68,7 @@ class TrainApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         tenant_authorize(request, data["user_id"])
-        raw_config = data["training_config"] or {}
-        if not isinstance(raw_config, dict):
-            raise ApplicationError("training_config must be an object", details={"training_config": ["not an object"]})
-        config_serializer = self.TrainingConfigSerializer(data=raw_config)
-        if not config_serializer.is_valid():
-            details = error_details_flatten(config_serializer.errors, "training_config")
-            field, messages = next(iter(details.items()))
-            raise ApplicationError(f"{field}: {messages[0]}", details=details)
-        training_config = {**raw_config, **{k: v for k, v in config_serializer.validated_data.items()}}
-        if "dataset_id" in training_config:
-            training_config["dataset_id"] = str(training_config["dataset_id"])
+        training_config = job_config_parse(data["training_config"])
         asynchronous = _wants_async(request)
         wait_seconds = 0 if asynchronous else _wait_param(request)
 

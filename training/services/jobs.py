@@ -19,12 +19,11 @@ from django.utils import timezone
 
 from leadml.api.errors import ApplicationError, ConflictError
 from leadml.ml.errors import ConfigError
-from leadml.ml.features import resolve_feature_options
-from leadml.ml.pipeline import ALGORITHMS, BTYD_NEEDS_TRANSACTIONS, resolve_preprocessing
+from leadml.ml.pipeline import ALGORITHMS, BTYD_NEEDS_TRANSACTIONS
 from leadml.ml.train import check_feature_names, grids_for
-from leadml.ml.types import TrainingConfig
 from registry.models import ModelVersion
 from registry.selectors import model_name_check_type
+from training.config import JobConfig
 from training.models import Dataset, DataSource, TrainingJob
 from training.selectors import dataset_get, labelled_row_count, tenant_datasets
 from training.services.queue import JobQueueUnavailableError, training_job_enqueue
@@ -38,44 +37,21 @@ Status = TrainingJob.Status
 QUEUE_RETRY_AFTER_SECONDS = 30
 
 
-def training_config_parse(raw: dict[str, Any]) -> TrainingConfig:
-    """Validate `training_config` and return the ML core's config (400 on anything unknown)."""
-    try:
-        preprocessing = resolve_preprocessing(raw.get("preprocessing"))
-        engineering = dict(raw.get("feature_engineering") or {})
-        if "missing_values" in raw:  # also accepted at the top level of training_config
-            engineering.setdefault("missing_values", raw["missing_values"])
-        feature_options = resolve_feature_options(engineering)
-    except ConfigError as error:
-        raise ApplicationError(error.message, details={error.field or "training_config": [error.message]}) from error
-    features = raw.get("features")
-    return TrainingConfig(
-        features=tuple(features) if features else None,
-        preprocessing=preprocessing,
-        feature_options=feature_options,
-        allow_columns=tuple(raw.get("allow_columns") or ()),
-        calibrate=raw.get("calibrate", True),
-        time_budget_s=raw.get("time_budget_s"),
-        param_grid=raw.get("param_grid"),
-        cv_folds=raw.get("cv_folds", 5),
-        test_size=raw.get("test_size", 0.2),
-        random_state=raw.get("random_state", 42),
-        n_jobs=settings.LEADML_TRAIN_N_JOBS,
-    )
-
-
 def training_job_create(
     *,
     tenant: str,
     model_type: str,
     algorithm: str,
     model_name: str,
-    training_config: dict[str, Any],
+    training_config: JobConfig,
     requested_by: str,
     retrain_of: ModelVersion | None = None,
     retrain_reason: str = "",
 ) -> TrainingJob:
     """Check the request can train, record the job, and enqueue it once the row is committed.
+
+    `training_config` comes from `training.config.job_config_parse`; the row keeps its
+    canonical form.
 
     A retrain (`retrain_of`) is refused with a ConflictError while another retrain of
     the same model is queued or running; a database constraint makes that hold even
@@ -102,7 +78,7 @@ def training_job_create(
 
 
 def _job_fields(
-    *, tenant: str, model_type: str, algorithm: str, model_name: str, training_config: dict[str, Any], requested_by: str
+    *, tenant: str, model_type: str, algorithm: str, model_name: str, training_config: JobConfig, requested_by: str
 ) -> dict[str, Any]:
     """The checked request as a job row's fields (see `_request_check`)."""
     training_config, dataset = _request_check(
@@ -113,39 +89,39 @@ def _job_fields(
         "model_type": model_type,
         "algorithm": algorithm,
         "model_name": model_name,
-        "training_config": training_config,
+        "training_config": training_config.as_dict(),
         "dataset": dataset,
         "requested_by": requested_by,
     }
 
 
 def _request_check(
-    *, tenant: str, model_type: str, algorithm: str, model_name: str, training_config: dict[str, Any]
-) -> tuple[dict[str, Any], Dataset | None]:
+    *, tenant: str, model_type: str, algorithm: str, model_name: str, training_config: JobConfig
+) -> tuple[JobConfig, Dataset | None]:
     """Refuse a training request that cannot train (400 naming the field); return its config and dataset."""
-    config = training_config_parse(training_config)
+    config = training_config
     try:
-        grids_for(model_type, algorithm, config.param_grid)
+        grids_for(model_type, algorithm, config.training.param_grid)
     except ConfigError as error:
         raise ApplicationError(error.message, details={error.field or "training_config": [error.message]}) from error
 
     dataset = None
-    if training_config.get("dataset_id"):
-        dataset = dataset_get(dataset_id=training_config["dataset_id"], tenant_scope=tenant)
+    if config.dataset_id:
+        dataset = dataset_get(dataset_id=config.dataset_id, tenant_scope=tenant)
         if dataset.model_type != model_type:
             raise ApplicationError(
                 f"dataset {dataset.id} holds {dataset.model_type} data, not {model_type}",
                 details={"training_config.dataset_id": ["model_type mismatch"]},
             )
     needs_transactions = algorithm in ALGORITHMS and ALGORITHMS[algorithm].needs_transactions
-    source = _data_source_for(tenant=tenant, model_type=model_type, dataset=dataset, training_config=training_config)
+    source = _data_source_for(tenant=tenant, model_type=model_type, dataset=dataset, source=config.source)
     if source is not None:
         # The rows are read at training time; the job checks them (features, size) then.
-        training_config = {**training_config, "source": source.name}
+        config = config.with_source(source.name)
         if needs_transactions and source.kind != source.Kind.TRANSACTIONS:
             raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
     else:
-        _features_check(tenant=tenant, model_type=model_type, dataset=dataset, features=config.features)
+        _features_check(tenant=tenant, model_type=model_type, dataset=dataset, features=config.training.features)
         if needs_transactions and transaction_horizon(tenant=tenant, model_type=model_type, dataset=dataset) is None:
             raise ApplicationError(BTYD_NEEDS_TRANSACTIONS, details={"algorithm": [BTYD_NEEDS_TRANSACTIONS]})
         available = labelled_row_count(tenant=tenant, model_type=model_type, dataset_id=dataset.id if dataset else None)
@@ -156,11 +132,11 @@ def _request_check(
                 details={"user_id": ["not enough training data"]},
             )
     model_name_check_type(tenant=tenant, name=model_name, model_type=model_type)
-    return training_config, dataset
+    return config, dataset
 
 
 def _data_source_for(
-    *, tenant: str, model_type: str, dataset: Dataset | None, training_config: dict[str, Any]
+    *, tenant: str, model_type: str, dataset: Dataset | None, source: str | None
 ) -> DataSource | None:
     """The data source a job reads its rows from, if any (README, "Training from the CRM's database").
 
@@ -168,13 +144,13 @@ def _data_source_for(
     labelled rows of that model type and no dataset is named, the one enabled source of
     that model type. None: the job trains on uploaded rows, as before.
     """
-    if training_config.get("source") not in (None, ""):
+    if source:
         if dataset is not None:
             raise ApplicationError(
                 "give training_config.dataset_id or training_config.source, not both",
                 details={"training_config.source": ["not with dataset_id"]},
             )
-        return data_source_resolve(reference=training_config["source"], model_type=model_type)
+        return data_source_resolve(reference=source, model_type=model_type)
     if dataset is not None:
         return None
     if labelled_row_count(tenant=tenant, model_type=model_type) >= settings.LEADML_MIN_ROWS:

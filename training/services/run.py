@@ -30,9 +30,10 @@ from registry.models import ModelVersion
 from registry.cache import bundle_load
 from registry.selectors import model_version_get_active
 from registry.services import model_version_register
+from training.config import JobConfig
 from training.models import Dataset, TrainingJob
 from training.selectors import training_frame
-from training.services.jobs import _job_fields, training_config_parse, transaction_horizon
+from training.services.jobs import _job_fields, transaction_horizon
 from training.services.queue import training_job_announce
 from training.services.reaper import _last_sign_of_life, _reap_running, _stale_cutoff
 from training.services.sources import data_source_resolve, source_dataset_pull
@@ -181,7 +182,7 @@ def training_job_run_now(
     model_type: str,
     algorithm: str,
     model_name: str,
-    training_config: dict[str, Any],
+    training_config: JobConfig,
     requested_by: str,
 ) -> TrainingJob:
     """Check, record and run a job in this process, as a worker would; return it finished.
@@ -201,14 +202,15 @@ def training_job_run_now(
 
 
 
-def _source_read(job: TrainingJob, progress: _JobProgress) -> None:
+def _source_read(job: TrainingJob, config: JobConfig, progress: _JobProgress) -> None:
     """A job that trains from a data source reads the tenant's rows into a dataset of its own first.
 
     All rows or none (training/services/datasets.py); a source that cannot be read fails
     the job with the reason and stores nothing.
     """
     progress("read_source", 1)
-    source = data_source_resolve(reference=job.training_config["source"], model_type=job.model_type)
+    assert config.source is not None
+    source = data_source_resolve(reference=config.source, model_type=job.model_type)
     dataset = source_dataset_pull(source=source, tenant=job.tenant)
     if not progress.mine().update(dataset=dataset):
         Dataset.objects.filter(pk=dataset.pk).delete()
@@ -223,22 +225,23 @@ def _source_read(job: TrainingJob, progress: _JobProgress) -> None:
 
 
 def _train(job: TrainingJob, progress: _JobProgress) -> TrainResult:
-    if job.training_config.get("source"):
-        _source_read(job, progress)
-    config = training_config_parse(job.training_config)
+    config = JobConfig.from_dict(job.training_config)
+    if config.source:
+        _source_read(job, config, progress)
+    training = replace(config.training, n_jobs=settings.LEADML_TRAIN_N_JOBS)
     horizon = transaction_horizon(tenant=job.tenant, model_type=job.model_type, dataset=job.dataset)
     if horizon:
-        config = replace(config, feature_options=replace(config.feature_options, btyd_horizon_days=horizon))
+        training = replace(training, feature_options=replace(training.feature_options, btyd_horizon_days=horizon))
     progress("load_data", 2)
     features, labels = training_frame(tenant=job.tenant, model_type=job.model_type, dataset_id=job.dataset_id)
-    if config.features and job.training_config.get("source"):
-        check_feature_names(config.features, [column for column in features.columns])
+    if training.features and config.source:
+        check_feature_names(training.features, [column for column in features.columns])
     return train_model(
         features,
         labels,
         model_type=job.model_type,
         algorithm=job.algorithm,
-        config=config,
+        config=training,
         min_rows=settings.LEADML_MIN_ROWS,
         min_rows_per_class=settings.LEADML_MIN_ROWS_PER_CLASS,
         progress=progress,
@@ -261,7 +264,7 @@ def _promotion(job: TrainingJob, result: TrainResult) -> tuple[PromotionDecision
         holdout=result.holdout,
         champion=champion,
         champion_version=champion_version.version if champion_version is not None else None,
-        min_improvement=job.training_config.get("min_improvement"),
+        min_improvement=JobConfig.from_dict(job.training_config).min_improvement,
     )
     if champion_version is not None and champion is None:
         # An active version whose artifact is gone serves only rules: anything trained is better.

@@ -24,6 +24,7 @@ from registry.models import ModelVersion
 from registry.services import api_token_create
 from training.models import Dataset, TrainingJob
 from training.services.datasets import dataset_create
+from training.config import job_config_parse
 from training.services.run import training_job_run_now
 
 DEMO_TENANT = "demo"
@@ -76,7 +77,7 @@ class Command(BaseCommand):
                 model_type=model_type,
                 algorithm=algorithm,
                 model_name=model_name,
-                training_config={"dataset_id": str(dataset.id)},
+                training_config=job_config_parse({"dataset_id": str(dataset.id)}),
                 requested_by="demo_setup",
             )
             if job.status != TrainingJob.Status.SUCCEEDED:

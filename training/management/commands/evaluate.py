@@ -30,7 +30,7 @@ from leadml.ml.targets import encode_target
 from leadml.ml.train import train_model
 from leadml.ml.transactions import TransactionColumns, read_transactions, training_table
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE, MODEL_TYPES, TrainResult, is_classification
-from training.services.jobs import training_config_parse
+from training.config import job_config_parse
 
 
 class Command(BaseCommand):
@@ -60,7 +60,7 @@ class Command(BaseCommand):
         except json.JSONDecodeError as error:
             raise CommandError(f"--config is not JSON: {error}") from error
         try:
-            config = training_config_parse(raw_config)
+            config = job_config_parse(raw_config).training
         except ApplicationError as error:
             raise CommandError(error.message) from error
         config = replace(config, n_jobs=settings.LEADML_TRAIN_N_JOBS)
