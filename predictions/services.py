@@ -15,7 +15,6 @@ import math
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -37,28 +36,13 @@ from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.public_ids import public_ids
 from predictions.prediction_log import PredictionBatch, predictions_insert
+from predictions.results import RecordOutput, ScoringResult
 from registry.cache import ArtifactUnusable, bundle_load, model_version_fallbacks_for_request, model_version_for_request
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 TOP_FEATURES = 10
 UNEXPLAINED_VERSION = "this version was trained before per-record reasons existed; retrain it to get them"
-
-
-@dataclass
-class ScoringResult:
-    """What a request gets: per-record outputs plus the model facts shared by all of them."""
-
-    model_type: str
-    source: str
-    outputs: list[dict[str, Any]]
-    model_info: dict[str, Any]
-    feature_importance: dict[str, Any]
-    model_version: ModelVersion | None
-    fallback_reason: str | None = None
-    prediction_ids: list[int] = field(default_factory=list)  # the table's own numbers, never shown
-    # Each record's entity id ("" when it has none): given, else its id field (entity_id_of).
-    entity_ids: list[str] = field(default_factory=list)
 
 
 def prediction_class(probability: float) -> str:
@@ -393,7 +377,7 @@ def _rounded(values: np.ndarray, digits: int) -> list[float]:
     return [round(value, digits) for value in values.tolist()]
 
 
-def _lead_outputs(probabilities: np.ndarray, percentiles: np.ndarray, warnings: list[list[str]]) -> list[dict[str, Any]]:
+def _lead_outputs(probabilities: np.ndarray, percentiles: np.ndarray, warnings: list[list[str]]) -> list[RecordOutput]:
     conversion = _rounded(probabilities, 6)
     confidence = _rounded(lead_confidences(probabilities), 6)
     class_confidence = _rounded(np.maximum(probabilities, 1.0 - probabilities), 6)
@@ -419,7 +403,7 @@ def _lead_outputs(probabilities: np.ndarray, percentiles: np.ndarray, warnings: 
 
 def _value_outputs(
     values: np.ndarray, percentiles: np.ndarray, warnings: list[list[str]], confidence: tuple[str, Any]
-) -> list[dict[str, Any]]:
+) -> list[RecordOutput]:
     method, confidences = confidence
     confidence_values = _rounded(np.asarray(confidences, dtype=float), 6)
     categories = value_categories(values)
@@ -464,16 +448,6 @@ def tiers_for_percentiles(percentiles: np.ndarray) -> list[str]:
     return np.select([percentiles >= 90, percentiles >= 70, percentiles >= 40], ["A", "B", "C"], "D").tolist()
 
 
-def _lead_fields(probability: float, *, method: str = "class_probability") -> dict[str, Any]:
-    """A conversion probability's answer fields: the original confidence, and the calibrated one beside it."""
-    return {
-        "conversion_probability": round(probability, 6),
-        "confidence": round(lead_confidence(probability), 6),
-        "confidence_detail": {"value": round(class_probability(probability), 6), "method": method},
-        "prediction_class": prediction_class(probability),
-    }
-
-
 def _lifetime_value_confidence(bundle: ModelBundle, values: Any) -> tuple[str, Any]:
     """Each value's confidence: held-out coverage of its band (leadml.ml.confidence).
 
@@ -508,7 +482,7 @@ def _score(
 
 
 def _add_reasons(
-    outputs: list[dict[str, Any]],
+    outputs: list[RecordOutput],
     explained: tuple[Explainer, list[Explanation]] | str | None,
     records: Sequence[Mapping[str, Any]],
 ) -> None:
@@ -528,36 +502,7 @@ def _add_reasons(
 
 
 def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason: str) -> ScoringResult:
-    outputs = []
-    for record in records:
-        if is_classification(model_type):
-            scored = score_lead_by_rules(record)
-            output: dict[str, Any] = _lead_fields(scored.conversion_probability, method="rules") | {
-                "score": scored.score,
-                "tier": tier_for_percentile(float(scored.score)),
-            }
-            reasons = scored.reasons
-        else:
-            estimated = estimate_lifetime_value_by_rules(record, as_of=record.get("as_of"))
-            output = {
-                "lifetime_value": round(estimated.lifetime_value, 2),
-                "confidence": estimated.confidence,
-                "confidence_detail": {"value": estimated.confidence, "method": "rules_evidence"},
-                "value_category": value_category(estimated.lifetime_value),
-                "score": None,
-                "tier": None,
-            }
-            reasons = estimated.reasons
-        output |= {
-            "source": "rules",
-            "fallback_reason": reason,
-            "reasons": [
-                {"feature": r.feature, "contribution": round(r.contribution, 4), "description": r.description}
-                for r in reasons
-            ],
-            "warnings": [f"scored by the rule-based fallback: {reason}"],
-        }
-        outputs.append(output)
+    outputs = [_rules_output(model_type, record, reason) for record in records]
     top = _rules_top_features(outputs)
     return ScoringResult(
         model_type=model_type,
@@ -574,7 +519,44 @@ def _rules_outputs(model_type: str, records: Sequence[Mapping[str, Any]], reason
     )
 
 
-def _rules_top_features(outputs: list[dict[str, Any]]) -> list[list[Any]]:
+def _rules_output(model_type: str, record: Mapping[str, Any], reason: str) -> RecordOutput:
+    """One record's answer from the rule-based fallback (leadml.ml.rules)."""
+    warnings = [f"scored by the rule-based fallback: {reason}"]
+    if is_classification(model_type):
+        scored = score_lead_by_rules(record)
+        probability = scored.conversion_probability
+        output: RecordOutput = {
+            "source": "rules",
+            "conversion_probability": round(probability, 6),
+            "confidence": round(lead_confidence(probability), 6),
+            "confidence_detail": {"value": round(class_probability(probability), 6), "method": "rules"},
+            "prediction_class": prediction_class(probability),
+            "score": scored.score,
+            "tier": tier_for_percentile(float(scored.score)),
+            "warnings": warnings,
+        }
+        reasons = scored.reasons
+    else:
+        estimated = estimate_lifetime_value_by_rules(record, as_of=record.get("as_of"))
+        output = {
+            "source": "rules",
+            "lifetime_value": round(estimated.lifetime_value, 2),
+            "confidence": estimated.confidence,
+            "confidence_detail": {"value": estimated.confidence, "method": "rules_evidence"},
+            "value_category": value_category(estimated.lifetime_value),
+            "score": None,
+            "tier": None,
+            "warnings": warnings,
+        }
+        reasons = estimated.reasons
+    output["fallback_reason"] = reason
+    output["reasons"] = [
+        {"feature": r.feature, "contribution": round(r.contribution, 4), "description": r.description} for r in reasons
+    ]
+    return output
+
+
+def _rules_top_features(outputs: list[RecordOutput]) -> list[list[Any]]:
     """Rank the fields the rules used by their summed absolute contribution."""
     totals: dict[str, float] = {}
     for output in outputs:
@@ -594,7 +576,6 @@ def _store(
     latency_ms: float,
     batch: bool,
 ) -> list[int]:
-    value_key = "conversion_probability" if is_classification(result.model_type) else "lifetime_value"
     return predictions_insert(
         PredictionBatch(
             tenant=tenant,
@@ -607,6 +588,13 @@ def _store(
             entity_ids=entity_ids,
             inputs=records,
             outputs=result.outputs,
-            values=[output[value_key] for output in result.outputs],
+            values=_served_values(result),
         )
     )
+
+
+def _served_values(result: ScoringResult) -> list[float]:
+    """Each record's served figure (the probability or the value), the log's `value` column."""
+    if is_classification(result.model_type):
+        return [output["conversion_probability"] for output in result.outputs]
+    return [output["lifetime_value"] for output in result.outputs]
