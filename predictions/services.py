@@ -31,7 +31,7 @@ from leadml.ml.nested import flatten_records
 from leadml.ml.reasons import Explainer, Explanation, explainer_for, reasons_of
 from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rules
 from leadml.ml.bundle import RECORD_WARNING_FIELD
-from leadml.ml.transactions import features_for_customers
+from leadml.ml.transactions import CustomerFeatures, features_for_customers
 from leadml.ml.types import is_classification
 from predictions.models import Prediction
 from predictions.public_ids import public_ids
@@ -118,6 +118,26 @@ def transaction_records_expand(
     if is_classification(model_type) or not any(isinstance(r, Mapping) and "transactions" in r for r in records):
         return list(records), list(records)
     today = timezone.now().date().isoformat()
+    positions, built = _customer_features_build(records, today=today, batch=batch)
+    expanded: list[Mapping[str, Any]] = list(records)
+    for_rules: list[Mapping[str, Any]] = list(records)
+    for index, result in zip(positions, built):
+        record = records[index]
+        features = result.features
+        assert features is not None
+        row = {key: value for key, value in record.items() if key not in ("transactions", "as_of")}
+        row |= {name: (None if value is None or math.isnan(value) else value) for name, value in features.items()}
+        if result.warning:
+            row[RECORD_WARNING_FIELD] = result.warning
+        expanded[index] = row
+        for_rules[index] = _rules_view(row, features, as_of=record.get("as_of") or today)
+    return expanded, for_rules
+
+
+def _customer_features_build(
+    records: Sequence[Mapping[str, Any]], *, today: str, batch: bool
+) -> tuple[list[int], list[CustomerFeatures]]:
+    """The positions of the records with transactions and their built features; one 400 naming every problem."""
     positions: list[int] = []
     histories: list[tuple[Any, Any]] = []
     problems: dict[str, list[str]] = {}
@@ -139,33 +159,24 @@ def transaction_records_expand(
             problems.setdefault(f"{where}{field_name}", []).append(message)
     if problems:
         _transactions_refuse(problems)
+    return positions, built
 
-    expanded: list[Mapping[str, Any]] = list(records)
-    for_rules: list[Mapping[str, Any]] = list(records)
-    for index, result in zip(positions, built):
-        record = records[index]
-        features = result.features
-        assert features is not None
-        row = {key: value for key, value in record.items() if key not in ("transactions", "as_of")}
-        row |= {name: (None if value is None or math.isnan(value) else value) for name, value in features.items()}
-        if result.warning:
-            row[RECORD_WARNING_FIELD] = result.warning
-        expanded[index] = row
-        as_of = record.get("as_of") or today
-        try:
-            day = date.fromisoformat(str(as_of)[:10])
-        except ValueError:  # YYYYMMDD and other forms the feature builder reads
-            day = timezone.now().date()
-        tenure, recency = row["tenure_days"], row["recency_days"]
-        for_rules[index] = row | {
-            "as_of": day.isoformat(),
-            "total_orders": features["purchase_days"],
-            "total_spent": features["total_spend"],
-            "avg_order_value": features["avg_spend"],
-            "first_purchase_date": None if tenure is None else (day - timedelta(days=tenure)).isoformat(),
-            "last_purchase_date": None if recency is None else (day - timedelta(days=recency)).isoformat(),
-        }
-    return expanded, for_rules
+
+def _rules_view(row: dict[str, Any], features: Mapping[str, Any], *, as_of: Any) -> dict[str, Any]:
+    """The customer's row as the rules fallback reads it: order counts and purchase dates."""
+    try:
+        day = date.fromisoformat(str(as_of)[:10])
+    except ValueError:  # YYYYMMDD and other forms the feature builder reads
+        day = timezone.now().date()
+    tenure, recency = row["tenure_days"], row["recency_days"]
+    return row | {
+        "as_of": day.isoformat(),
+        "total_orders": features["purchase_days"],
+        "total_spent": features["total_spend"],
+        "avg_order_value": features["avg_spend"],
+        "first_purchase_date": None if tenure is None else (day - timedelta(days=tenure)).isoformat(),
+        "last_purchase_date": None if recency is None else (day - timedelta(days=recency)).isoformat(),
+    }
 
 
 def _transactions_check(transactions: Any, as_of: Any, where: str) -> dict[str, list[str]]:
@@ -262,27 +273,32 @@ def predictions_make(
         result = _rules_outputs(model_type, flatten_records(rules_records), fallback_reason or "model unavailable")
 
     latency_ms = (time.perf_counter() - started) * 1000.0
-    result.prediction_ids = _store(
-        tenant=tenant,
-        result=result,
-        records=records,
-        entity_ids=resolved_entity_ids,
-        latency_ms=latency_ms / len(records),
-        batch=batch,
-    )
-    result.entity_ids = resolved_entity_ids
-    for output, prediction_id in zip(result.outputs, public_ids(result.prediction_ids)):
-        output["prediction_id"] = prediction_id
+    _stored(tenant=tenant, result=result, records=records, entity_ids=resolved_entity_ids, latency_ms=latency_ms, batch=batch)
     logger.info(
         "predictions_made tenant=%s model_type=%s version=%s source=%s count=%s latency_ms=%.2f",
-        tenant,
-        model_type,
-        result.model_version.pk if result.model_version else None,
-        result.source,
-        len(records),
+        tenant, model_type, result.model_version.pk if result.model_version else None, result.source, len(records),
         latency_ms,
     )
     return result
+
+
+def _stored(
+    *,
+    tenant: str,
+    result: ScoringResult,
+    records: Sequence[Mapping[str, Any]],
+    entity_ids: list[str],
+    latency_ms: float,
+    batch: bool,
+) -> None:
+    """Log every answer (one transaction) and give each its public prediction id."""
+    result.prediction_ids = _store(
+        tenant=tenant, result=result, records=records, entity_ids=entity_ids, latency_ms=latency_ms / len(records),
+        batch=batch,
+    )
+    result.entity_ids = entity_ids
+    for output, prediction_id in zip(result.outputs, public_ids(result.prediction_ids)):
+        output["prediction_id"] = prediction_id
 
 
 def _records_admit(records: Sequence[Mapping[str, Any]]) -> None:
