@@ -1,17 +1,12 @@
 """Shared fixtures: tokens, API clients, small synthetic datasets, trained models."""
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
-import pandas as pd
 import pytest
 from django.core.cache import cache as django_cache
 from rest_framework.test import APIClient
@@ -21,13 +16,9 @@ from demo.data import generate_customers, generate_leads
 from leadml.api.throttling import ApiTokenRateThrottle
 from registry.cache import cache_clear
 from registry.models import ModelVersion
-from registry.services import api_token_create
-from training.models import Dataset, TrainingJob
-from training.services.datasets import dataset_create
-from leadml.ml.types import TrainResult
-from training.services import run as job_services
-from training.config import job_config_parse
-from training.services.run import training_job_run_now
+from tests.factories import client_with, dataset_with_rows, service_token, token_for, trained_model
+from tests.factories import train_inline as train_inline  # re-exported: many test files import it from here
+from training.models import Dataset
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 TENANT = "tenant-a"
@@ -62,31 +53,24 @@ def _fresh_model_cache() -> None:
 @pytest.fixture
 def client_for() -> Callable[[str | None], APIClient]:
     """Return a factory: an API client authenticated with the given key (or none)."""
-
-    def make(key: str | None) -> APIClient:
-        client = APIClient()
-        if key:
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-        return client
-
-    return make
+    return client_with
 
 
 @pytest.fixture
 def tenant_key(db: None) -> str:
-    _, key = api_token_create(name="tenant a", tenant=TENANT)
+    _, key = token_for(TENANT, name="tenant a")
     return key
 
 
 @pytest.fixture
 def other_tenant_key(db: None) -> str:
-    _, key = api_token_create(name="tenant b", tenant=OTHER_TENANT)
+    _, key = token_for(OTHER_TENANT, name="tenant b")
     return key
 
 
 @pytest.fixture
 def service_key(db: None) -> str:
-    _, key = api_token_create(name="crm", is_service=True)
+    _, key = service_token(name="crm")
     return key
 
 
@@ -110,91 +94,18 @@ def customer_rows() -> list[dict[str, Any]]:
 
 
 def make_dataset(tenant: str, model_type: str, rows: list[dict[str, Any]]) -> Dataset:
-    if model_type == "lead_conversion":
-        return dataset_create(
-            tenant=tenant, model_type=model_type, name="leads", target="status", rows=rows,
-            positive_values=["customer", "won"],
-        )
-    return dataset_create(tenant=tenant, model_type=model_type, name="customers", target="lifetime_value", rows=rows)
-
-
-# Results of train_model by their inputs, per test process (see train_inline's `reuse`).
-_TRAINED: dict[str, tuple[TrainResult, list[tuple[tuple[Any, ...], dict[str, Any]]]]] = {}
-
-
-def _training_key(features: pd.DataFrame, labels: pd.Series, options: dict[str, Any]) -> str:
-    digest = hashlib.sha256(features.to_json(orient="split", date_format="iso").encode())
-    digest.update(labels.to_json(orient="values").encode())
-    digest.update(repr(sorted((name, value) for name, value in options.items() if name != "progress")).encode())
-    return digest.hexdigest()
-
-
-@contextmanager
-def _training_reused() -> Iterator[None]:
-    """train_model on inputs it already saw in this process returns a copy of that result.
-
-    For fixtures that only need *a* trained model: the same rows, algorithm and config
-    train the same model (seeded), so the fit is done once per test process and each
-    test still registers its own version through the real job run, its progress steps
-    replayed.
-    """
-    real = job_services.train_model
-
-    def train_model(features: pd.DataFrame, labels: pd.Series, **options: Any) -> TrainResult:
-        key = _training_key(features, labels, options)
-        progress = options.get("progress")
-        if key not in _TRAINED:
-            steps: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
-
-            def recording(*args: Any, **kwargs: Any) -> Any:
-                steps.append((args, kwargs))
-                return progress(*args, **kwargs) if progress is not None else None
-
-            result = real(features, labels, **{**options, "progress": recording})
-            _TRAINED[key] = (copy.deepcopy(result), steps)
-            return result
-        cached, steps = _TRAINED[key]
-        for args, kwargs in steps:  # the job logs the same steps (and may still be cancelled)
-            if progress is not None:
-                progress(*args, **kwargs)
-        return copy.deepcopy(cached)
-
-    with mock.patch.object(job_services, "train_model", train_model):
-        yield
-
-
-def train_inline(
-    tenant: str, model_type: str, algorithm: str, name: str, config: dict[str, Any] | None = None, *, reuse: bool = False
-) -> TrainingJob:
-    """Run a training job in-process (as the worker would) and return it finished.
-
-    `reuse`: fit once per test process for the same data and config (fixtures that just
-    need a trained model; see _training_reused).
-    """
-    run = lambda: training_job_run_now(  # noqa: E731
-        tenant=tenant, model_type=model_type, algorithm=algorithm, model_name=name,
-        training_config=job_config_parse({"cv_folds": 3, **(config or {})}), requested_by="test",
-    )
-    if not reuse:
-        return run()
-    with _training_reused():
-        return run()
+    """The tenant's dataset of `rows` with the default name and target: tests.factories.dataset_with_rows."""
+    return dataset_with_rows(tenant, model_type, rows)
 
 
 @pytest.fixture
 def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
-    make_dataset(TENANT, "lead_conversion", lead_rows)
-    job = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr", reuse=True)
-    assert job.status == "succeeded", job.error
-    return job.model_version
+    return trained_model(TENANT, "lead_conversion", lead_rows, reuse=True)
 
 
 @pytest.fixture
 def clv_model(db: None, customer_rows: list[dict[str, Any]]) -> ModelVersion:
-    make_dataset(TENANT, "customer_lifetime_value", customer_rows)
-    job = train_inline(TENANT, "customer_lifetime_value", "linear_regression", "clv_lr", reuse=True)
-    assert job.status == "succeeded", job.error
-    return job.model_version
+    return trained_model(TENANT, "customer_lifetime_value", customer_rows, reuse=True)
 
 
 # Request bodies for the tenant the API fixtures authorise.

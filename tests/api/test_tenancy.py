@@ -12,8 +12,9 @@ from rest_framework.test import APIClient
 
 from registry.tokens import hash_key
 from registry.models import ApiToken, ModelVersion
-from registry.services import api_token_create, api_token_revoke
-from tests.conftest import OTHER_TENANT, TENANT, make_dataset
+from registry.services import api_token_revoke
+from tests.conftest import OTHER_TENANT, TENANT
+from tests.factories import dataset_with_rows, model_version, token_for, training_job
 from training.models import Dataset, DatasetRow, TrainingJob
 
 ClientFor = Callable[[str | None], APIClient]
@@ -43,11 +44,7 @@ def predict_body(user_id: str) -> dict[str, Any]:
 
 
 def other_tenant_model() -> ModelVersion:
-    return ModelVersion.objects.create(
-        tenant=OTHER_TENANT, model_type="lead_conversion", name="theirs", version=1,
-        algorithm="logistic_regression", artifact_path="tenant-b/lead_conversion/theirs.joblib",
-        artifact_sha256="0" * 64, status=ModelVersion.Status.ACTIVE,
-    )
+    return model_version(OTHER_TENANT, name="theirs", status=ModelVersion.Status.ACTIVE)
 
 
 # --- authentication -----------------------------------------------------------------
@@ -86,7 +83,7 @@ def test_malformed_or_invalid_token_is_401(db: None, tenant_key: str, header: st
 
 
 def test_revoked_token_is_401(db: None, client_for: ClientFor) -> None:
-    token, key = api_token_create(name="soon revoked", tenant=TENANT)
+    token, key = token_for(TENANT, name="soon revoked")
     client = client_for(key)
     assert client.get(f"/models/{TENANT}").status_code == 200
     api_token_revoke(token=token)
@@ -109,7 +106,7 @@ def test_health_needs_no_token(db: None, client_for: ClientFor) -> None:
 
 
 def test_tokens_are_stored_hashed(db: None) -> None:
-    token, key = api_token_create(name="hashed", tenant=TENANT)
+    token, key = token_for(TENANT, name="hashed")
     stored = ApiToken.objects.filter(pk=token.pk).values().get()
     assert all(key not in str(value) for value in stored.values())
     assert stored["key_hash"] == hash_key(key) != key
@@ -192,7 +189,7 @@ def test_scoped_token_deleting_other_tenants_model_is_403(api: APIClient) -> Non
 
 
 def test_other_tenants_dataset_id_is_404(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:
-    theirs = make_dataset(OTHER_TENANT, "lead_conversion", balanced_leads(lead_rows))
+    theirs = dataset_with_rows(OTHER_TENANT, "lead_conversion", balanced_leads(lead_rows))
     body = assert_error_shape(api.get(f"/datasets/{theirs.id}"), 404)
     assert str(theirs.id) in body["error"]
     # Indistinguishable from an id that does not exist at all.
@@ -201,9 +198,7 @@ def test_other_tenants_dataset_id_is_404(api: APIClient, lead_rows: list[dict[st
 
 
 def test_other_tenants_job_id_is_404_for_detail_and_cancel(api: APIClient) -> None:
-    theirs = TrainingJob.objects.create(
-        tenant=OTHER_TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="theirs",
-    )
+    theirs = training_job(OTHER_TENANT, model_name="theirs")
     assert_error_shape(api.get(f"/jobs/{theirs.id}"), 404)
     assert_error_shape(api.post(f"/jobs/{theirs.id}/cancel"), 404)
     theirs.refresh_from_db()
@@ -211,9 +206,7 @@ def test_other_tenants_job_id_is_404_for_detail_and_cancel(api: APIClient) -> No
 
 
 def test_own_job_id_is_visible(api: APIClient) -> None:
-    mine = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="mine",
-    )
+    mine = training_job(TENANT, model_name="mine")
     response = api.get(f"/jobs/{mine.id}")
     assert response.status_code == 200
     assert response.json()["job_id"] == str(mine.id)

@@ -8,14 +8,13 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from rest_framework.test import APIClient
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from registry.models import ModelVersion, PromotionEvent
-from registry.services import api_token_create
-from tests.conftest import TENANT, make_dataset, train_inline
+from tests.conftest import TENANT
+from tests.factories import dataset_with_rows, tenant_client, train_inline
 from training.models import TrainingJob
 
 # The admin in a real browser: its queries are the ORM's, run on PostgreSQL by tests/oversight.
@@ -30,13 +29,11 @@ LEAD_CHARTS = 8
 @pytest.fixture
 def models(lead_rows: list[dict[str, Any]]) -> list[ModelVersion]:
     """Two versions of one lead model, a few hundred predictions and their outcomes."""
-    make_dataset(TENANT, LEAD, lead_rows)
+    dataset_with_rows(TENANT, LEAD, lead_rows)
     first = train_inline(TENANT, LEAD, "logistic_regression", "leads", {"param_grid": {"C": [1.0]}}, reuse=True)
     second = train_inline(TENANT, LEAD, "logistic_regression", "leads", {"param_grid": {"C": [0.1]}}, reuse=True)
     assert first.status == second.status == "succeeded"
-    _, key = api_token_create(name="crm", tenant=TENANT)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    api = tenant_client(TENANT, name="crm")
     data = [{key: value for key, value in row.items() if key != "status"} for row in lead_rows[:300]]
     scored = api.post("/predict/batch", {"model_type": LEAD, "user_id": TENANT, "data": data}, format="json")
     assert scored.status_code == 200
@@ -115,9 +112,7 @@ def test_activating_an_older_version_with_a_reason_shows_in_the_history(
     assert inactive.status == "active"
     assert PromotionEvent.objects.filter(to_version=inactive, actor="admin:admin").exists()
     # The CRM sees the same through the API: the version is active, the change in the history.
-    _, key = api_token_create(name="check", tenant=TENANT)
-    api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    api = tenant_client(TENANT, name="check")
     listed = api.get(f"/models/{TENANT}").json()
     active = [model for model in listed["models"] if model["is_active"]]
     assert [model["version"] for model in active] == [inactive.version]

@@ -14,8 +14,8 @@ from rest_framework.test import APIClient
 
 from demo.data import generate_customers, generate_leads
 from registry.models import ModelVersion
-from registry.services import api_token_create
-from tests.conftest import make_dataset, records, train_inline
+from tests.conftest import records
+from tests.factories import dataset_with_rows, service_client, train_inline, trained_model
 
 CRM_USER = str(uuid.UUID(int=7))
 
@@ -66,10 +66,7 @@ def prediction_class(probability: float) -> str:
 @pytest.fixture
 def crm(db: None) -> APIClient:
     """The CRM backend: a service token, acting for its users."""
-    _, key = api_token_create(name="crm backend", is_service=True)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client
+    return service_client(name="crm backend")
 
 
 def crm_rows(count: int, seed: int) -> list[dict[str, Any]]:
@@ -83,10 +80,7 @@ def crm_rows(count: int, seed: int) -> list[dict[str, Any]]:
 
 @pytest.fixture
 def crm_lead_model(crm: APIClient) -> ModelVersion:
-    make_dataset(CRM_USER, "lead_conversion", crm_rows(400, seed=21))
-    job = train_inline(CRM_USER, "lead_conversion", "logistic_regression", "crm_scorer")
-    assert job.status == "succeeded", job.error
-    return job.model_version
+    return trained_model(CRM_USER, "lead_conversion", crm_rows(400, seed=21), name="crm_scorer")
 
 
 def test_a_whole_crm_lead_row_scores_with_the_original_fields(crm: APIClient, crm_lead_model: ModelVersion) -> None:
@@ -145,7 +139,7 @@ def test_a_batch_names_rows_without_an_id_by_position(crm: APIClient, crm_lead_m
 
 
 def test_a_clv_batch_names_customers_by_position_and_gives_each_its_confidence(crm: APIClient) -> None:
-    make_dataset(CRM_USER, "customer_lifetime_value", records(generate_customers(300, seed=8)))
+    dataset_with_rows(CRM_USER, "customer_lifetime_value", records(generate_customers(300, seed=8)))
     assert train_inline(CRM_USER, "customer_lifetime_value", "random_forest", "crm_clv", reuse=True).status == "succeeded"
     customers = [{key: value for key, value in row.items() if key not in ("customer_id", "lifetime_value")}
                  for row in records(generate_customers(12, seed=9))]
@@ -163,10 +157,8 @@ def test_a_clv_batch_names_customers_by_position_and_gives_each_its_confidence(c
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("body", [TRAIN_PLAIN, TRAIN_CONFIGURED], ids=["plain", "original_options"])
 def test_the_crm_training_calls_answer_in_the_original_synchronous_shape(body: dict[str, Any]) -> None:
-    _, key = api_token_create(name="crm backend", is_service=True)
-    crm = APIClient()
-    crm.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    make_dataset(CRM_USER, "lead_conversion", crm_rows(300, seed=5))
+    crm = service_client(name="crm backend")
+    dataset_with_rows(CRM_USER, "lead_conversion", crm_rows(300, seed=5))
     response = crm.post("/train", body, format="json")
     assert response.status_code == 200, response.content
     answer = response.json()
@@ -190,10 +182,8 @@ def test_the_crm_training_calls_answer_in_the_original_synchronous_shape(body: d
 
 @pytest.mark.django_db(transaction=True)
 def test_training_can_still_be_asked_to_answer_at_once() -> None:
-    _, key = api_token_create(name="crm backend", is_service=True)
-    crm = APIClient()
-    crm.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    make_dataset(CRM_USER, "lead_conversion", crm_rows(200, seed=6))
+    crm = service_client(name="crm backend")
+    dataset_with_rows(CRM_USER, "lead_conversion", crm_rows(200, seed=6))
     # RFC 7240: the job starts; the answer does not wait for it.
     response = crm.post("/train", TRAIN_PLAIN | {"algorithm": "logistic_regression"}, format="json",
                         HTTP_PREFER="respond-async")

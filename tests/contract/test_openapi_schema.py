@@ -34,9 +34,9 @@ from leadml.api.throttling import ApiTokenRateThrottle
 from registry.models import ModelVersion
 from tests.registry.test_models_api import second_lead_model
 from tests.training.test_transactions_clv import transaction_log
-from tests.conftest import OTHER_TENANT, TENANT, clv_request, lead_request, make_dataset, train_inline
+from tests.conftest import OTHER_TENANT, TENANT, clv_request, lead_request
+from tests.factories import dataset_with_rows, model_version, tenant_client, train_inline, training_job
 from tests.reliability.brokers import broker_down
-from training.models import TrainingJob
 
 Answer = tuple[str, str, int]  # (METHOD, /path/{template}, status)
 
@@ -393,10 +393,7 @@ def test_models_listing_activation_deletion_and_retrain_match_the_schema(
 ) -> None:
     second_lead_model(lead_model)
     # A registry row with nothing but defaults: every optional and nullable figure is absent or null.
-    ModelVersion.objects.create(
-        tenant=TENANT, model_type="lead_conversion", name="bare", version=1, algorithm="logistic_regression",
-        artifact_path="tenant-a/lead_conversion/none.joblib", artifact_sha256="0" * 64,
-    )
+    model_version(TENANT, name="bare")
     listing = contract.check(api.get(f"/models/{TENANT}"), 200)
     assert listing["total_models"] == 3
 
@@ -455,14 +452,10 @@ def test_datasets_training_jobs_and_preprocessing_match_the_schema(
     contract.check(api.post("/train", train | {"algorithm": "magic"}, format="json"), 400)
     contract.check(api.post("/train", train | {"user_id": OTHER_TENANT}, format="json"), 403)
     contract.check(api.post("/train", train | {"training_config": {"dataset_id": MISSING_ID}}, format="json"), 404)
-    ModelVersion.objects.create(
-        tenant=TENANT, model_type="customer_lifetime_value", name="clv_name", version=1, algorithm="linear_regression",
-        artifact_path="tenant-a/customer_lifetime_value/none.joblib", artifact_sha256="0" * 64,
-    )
+    model_version(TENANT, model_type="customer_lifetime_value", name="clv_name")
     contract.check(api.post("/train", train | {"model_name": "clv_name"}, format="json"), 409)
 
-    queued = TrainingJob.objects.create(tenant=TENANT, model_type="lead_conversion", algorithm="random_forest",
-                                        model_name="c")
+    queued = training_job(TENANT, algorithm="random_forest", model_name="c")
     contract.check(api.post(f"/jobs/{queued.pk}/cancel"), 200)
     contract.check(api.post(f"/jobs/{queued.pk}/cancel"), 409)
     contract.check(api.post(f"/jobs/{MISSING_ID}/cancel"), 404)
@@ -482,17 +475,11 @@ def test_datasets_training_jobs_and_preprocessing_match_the_schema(
 
 @pytest.mark.django_db(transaction=True)
 def test_train_waited_for_answers_in_the_original_shape_or_422(
-    contract: Contract,
-    client_for: Callable[[str | None], APIClient],
-    lead_rows: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
+    contract: Contract, lead_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry.services import api_token_create
-
     # Outside a test transaction, so the job runs when its row commits and ?wait sees it finish.
-    _, key = api_token_create(name="t", tenant=TENANT)
-    api = client_for(key)
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    api = tenant_client(TENANT)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     train = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "sync",
              "user_id": TENANT, "training_config": {"cv_folds": 3, "param_grid": {"C": [1.0]}}}
     result = contract.check(api.post("/train?wait=120", train, format="json"), 200)
@@ -511,15 +498,11 @@ def test_train_waited_for_answers_in_the_original_shape_or_422(
 
 @pytest.mark.django_db(transaction=True)
 def test_train_and_retrain_answer_503_when_the_job_queue_is_down(
-    contract: Contract, client_for: Callable[[str | None], APIClient], lead_rows: list[dict[str, Any]],
-    monkeypatch: pytest.MonkeyPatch,
+    contract: Contract, lead_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from registry.services import api_token_create
-
     # Outside a test transaction, so the enqueue (and its failure) happens when the job row commits.
-    _, key = api_token_create(name="t", tenant=TENANT)
-    api = client_for(key)
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    api = tenant_client(TENANT)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     assert train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr", reuse=True).status == "succeeded"
     broker_down(monkeypatch)
     train = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "model_name": "m", "user_id": TENANT}

@@ -8,7 +8,8 @@ from rest_framework.response import Response
 from rest_framework.test import APIClient
 
 from registry.models import ModelVersion
-from tests.conftest import TENANT, make_dataset, train_inline
+from tests.conftest import TENANT
+from tests.factories import trained_model
 
 LEAD = "lead_conversion"
 CLV = "customer_lifetime_value"
@@ -72,7 +73,4 @@ def put_triggers(api: APIClient, changes: dict[str, Any], model_type: str = LEAD
 @pytest.fixture
 def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
     """tests/conftest.py's lead model with one C instead of a grid of three: a third of the fits."""
-    make_dataset(TENANT, LEAD, lead_rows)
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", {"param_grid": {"C": [1.0]}}, reuse=True)
-    assert job.status == "succeeded", job.error
-    return job.model_version
+    return trained_model(TENANT, LEAD, lead_rows, config={"param_grid": {"C": [1.0]}}, reuse=True)

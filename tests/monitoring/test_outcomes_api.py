@@ -6,14 +6,13 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.utils import timezone
 from rest_framework.test import APIClient
 
 from monitoring.models import Outcome
-from predictions.models import Prediction
 from predictions.public_ids import internal_id, public_ids
 from registry.models import ModelVersion
 from tests.conftest import OTHER_TENANT, TENANT
+from tests.factories import stored_prediction
 from tests.monitoring.conftest import (
     CLV,
     LEAD,
@@ -96,10 +95,7 @@ def test_entity_id_and_prediction_id_that_disagree_are_rejected(
 def test_unknown_and_foreign_references_are_rejected_by_index_and_the_others_stored(
     api: APIClient, scored: list[dict[str, Any]]
 ) -> None:
-    foreign = Prediction.objects.create(
-        tenant=OTHER_TENANT, model_type=LEAD, entity_id="theirs", source="model", input={}, output={},
-        value=0.5, latency_ms=1.0, created_at=timezone.now(),
-    )
+    foreign = stored_prediction(OTHER_TENANT, model_type=LEAD, entity_id="theirs")
     outcomes = [
         {"entity_id": scored[0]["lead_id"], "outcome": "won"},
         {"entity_id": "never-scored", "outcome": "won"},

@@ -12,23 +12,21 @@ from monitoring.services.outcomes import outcomes_record
 from predictions.models import Prediction
 from predictions.services import predictions_make
 from registry.models import ApiToken, ModelVersion
-from registry.services import api_token_create
-from tests.conftest import TENANT, make_dataset, train_inline
+from tests.conftest import TENANT
+from tests.factories import token_for, trained_model
 from training.models import Dataset, DatasetRow, TrainingJob
 
 OTHER = "tenant-b"
 
 
 def _tenant_with_everything(tenant: str, lead_rows: list[dict[str, Any]]) -> ModelVersion:
-    make_dataset(tenant, "lead_conversion", lead_rows)
-    job = train_inline(tenant, "lead_conversion", "logistic_regression", "leads", reuse=True)
-    assert job.status == "succeeded", job.error
+    version = trained_model(tenant, "lead_conversion", lead_rows, name="leads", reuse=True)
     record = {key: value for key, value in lead_rows[0].items() if key != "status"}
     predictions_make(tenant=tenant, model_type="lead_conversion", records=[record | {"id": "L1"}])
     result = outcomes_record(tenant=tenant, model_type="lead_conversion", items=[{"entity_id": "L1", "outcome": "won"}])
     assert result.stored == 1, result.rejected
-    api_token_create(name="crm", tenant=tenant)
-    return job.model_version
+    token_for(tenant, name="crm")
+    return version
 
 
 def test_deletes_every_row_and_artifact_of_the_tenant_only(

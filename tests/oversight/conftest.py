@@ -12,7 +12,8 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from registry.models import ModelVersion
-from tests.conftest import TENANT, make_dataset, train_inline
+from tests.conftest import TENANT
+from tests.factories import train_inline, trained_model
 
 LEAD = "lead_conversion"
 CLV = "customer_lifetime_value"
@@ -49,10 +50,7 @@ def viewer(django_user_model: Any) -> Client:
 @pytest.fixture
 def lead_model(db: None, lead_rows: list[dict[str, Any]]) -> ModelVersion:
     """The 400 demo leads and one logistic regression fitted with a single C (fast)."""
-    make_dataset(TENANT, LEAD, lead_rows)
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", FAST_LEAD_GRID, reuse=True)
-    assert job.status == "succeeded", job.error
-    return job.model_version
+    return trained_model(TENANT, LEAD, lead_rows, config=FAST_LEAD_GRID, reuse=True)
 
 
 @pytest.fixture
@@ -68,10 +66,7 @@ def lead_versions(lead_model: ModelVersion) -> tuple[ModelVersion, ModelVersion]
 
 @pytest.fixture
 def clv_model(db: None, customer_rows: list[dict[str, Any]]) -> ModelVersion:
-    make_dataset(TENANT, CLV, customer_rows)
-    job = train_inline(TENANT, CLV, "linear_regression", "clv_lr", reuse=True)
-    assert job.status == "succeeded", job.error
-    return job.model_version
+    return trained_model(TENANT, CLV, customer_rows, reuse=True)
 
 
 def lead_features(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

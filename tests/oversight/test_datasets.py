@@ -10,7 +10,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from tests.oversight.conftest import LEAD, messages_of
-from tests.conftest import TENANT, make_dataset
+from tests.conftest import TENANT
+from tests.factories import dataset_with_rows
 from training.models import Dataset, DatasetRow
 
 pytestmark = pytest.mark.django_db
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def dataset(db: None, lead_rows: list[dict[str, Any]]) -> Dataset:
-    return make_dataset(TENANT, LEAD, lead_rows)
+    return dataset_with_rows(TENANT, LEAD, lead_rows)
 
 
 def _csv(rows: list[dict[str, Any]], name: str = "more-leads.csv") -> SimpleUploadedFile:

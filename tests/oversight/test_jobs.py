@@ -7,15 +7,14 @@ from django.test import Client
 from registry.models import ModelVersion
 from tests.oversight.conftest import LEAD, messages_of
 from tests.conftest import TENANT
+from tests.factories import training_job
 from training.models import TrainingJob
 
 pytestmark = pytest.mark.django_db
 
 
 def _queued_job() -> TrainingJob:
-    return TrainingJob.objects.create(
-        tenant=TENANT, model_type=LEAD, algorithm="logistic_regression", model_name="queued_lr", requested_by="test"
-    )
+    return training_job(TENANT, model_type=LEAD, model_name="queued_lr")
 
 
 def _finished_job(version: ModelVersion) -> TrainingJob:

@@ -17,7 +17,8 @@ from tests.oversight.conftest import (
     post_outcomes,
     score_leads,
 )
-from tests.conftest import TENANT, make_dataset, train_inline
+from tests.conftest import TENANT
+from tests.factories import trained_model
 
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/predictions/prediction/"
@@ -28,9 +29,7 @@ RULES_SCORED = 5
 def prediction_log(api: APIClient, lead_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Five leads scored by the rules (no model yet), then a model and 25 leads scored by it."""
     score_leads(api, lead_rows[:RULES_SCORED])
-    make_dataset(TENANT, LEAD, lead_rows)
-    job = train_inline(TENANT, LEAD, "logistic_regression", "leads_lr", FAST_LEAD_GRID, reuse=True)
-    assert job.status == "succeeded", job.error
+    trained_model(TENANT, LEAD, lead_rows, config=FAST_LEAD_GRID, reuse=True)
     score_leads(api, lead_rows[RULES_SCORED:30])
     return lead_rows[:30]
 

@@ -16,6 +16,7 @@ from registry.artifacts import artifact_read
 from registry.models import ModelVersion, PromotionEvent
 from registry.services import model_version_register
 from tests.conftest import TENANT
+from tests.factories import model_version
 
 CRM_LEAD = {"email": "jane@acme-analytics.com", "job_title": "VP Sales", "lead_score": 70, "engagement_score": 60}
 COPIED_FIELDS = (
@@ -37,10 +38,7 @@ def second_lead_model(trained: ModelVersion, name: str = "second") -> ModelVersi
 
 def candidate_row() -> ModelVersion:
     """A registry row without a usable artifact: enough for requests refused before loading."""
-    return ModelVersion.objects.create(
-        tenant=TENANT, model_type="lead_conversion", name="leads_lr", version=1, algorithm="logistic_regression",
-        artifact_path="tenant-a/lead_conversion/none.joblib", artifact_sha256="0" * 64,
-    )
+    return model_version(TENANT, name="leads_lr")
 
 
 def assert_error(response: Any, status: int) -> dict[str, Any]:

@@ -19,8 +19,8 @@ from demo.data import generate_leads
 from monitoring.models import MonitoringEvent, TenantWebhook, TriggerSettings
 from monitoring.tasks import triggers_evaluate_all_task
 from registry.models import ModelVersion
-from registry.services import api_token_create
-from tests.conftest import TENANT, make_dataset, train_inline
+from tests.conftest import TENANT
+from tests.factories import dataset_with_rows, running_job, tenant_client, trained_model
 from tests.reliability.brokers import broker_down, closed_port
 from tests.reliability.processes import Service, count_rows, http_request, manage, service_env, wait_for
 from tests.reliability.test_serve_command import _answers_http, _free_port, _request
@@ -31,10 +31,9 @@ TRAIN = {"model_type": "lead_conversion", "algorithm": "logistic_regression", "m
 
 
 @pytest.fixture
-def api_outside_transactions(client_for: Any, transactional_db: None) -> APIClient:
+def api_outside_transactions(transactional_db: None) -> APIClient:
     # Outside a test transaction: the job row commits, so its enqueue (and the failure) happens in the request.
-    _, key = api_token_create(name="t", tenant=TENANT)
-    return client_for(key)
+    return tenant_client(TENANT)
 
 
 def _assert_503(response: Any) -> dict[str, Any]:
@@ -49,7 +48,7 @@ def _assert_503(response: Any) -> dict[str, Any]:
 def test_train_answers_503_with_retry_after_and_leaves_no_job(
     api_outside_transactions: APIClient, lead_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     broker_down(monkeypatch)
 
     _assert_503(api_outside_transactions.post("/train", TRAIN, format="json"))
@@ -61,8 +60,7 @@ def test_train_answers_503_with_retry_after_and_leaves_no_job(
 def test_retrain_answers_503_and_queues_nothing(
     api_outside_transactions: APIClient, lead_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_dataset(TENANT, "lead_conversion", lead_rows)
-    version = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr").model_version
+    version = trained_model(TENANT, "lead_conversion", lead_rows)
     broker_down(monkeypatch)
 
     _assert_503(api_outside_transactions.post(f"/models/{TENANT}/leads_lr/retrain", {}, format="json"))
@@ -76,8 +74,7 @@ def test_a_scheduled_trigger_evaluation_survives_the_broker_being_down(
     lead_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
     settings.LEADML_WEBHOOK_ALLOW_PRIVATE = True
-    make_dataset(TENANT, "lead_conversion", lead_rows)
-    version = train_inline(TENANT, "lead_conversion", "logistic_regression", "leads_lr").model_version
+    version = trained_model(TENANT, "lead_conversion", lead_rows)
     # max_age fires; the tenant's webhook wants every event.
     TriggerSettings.objects.create(tenant=TENANT, model_type="lead_conversion", max_age_days=1)
     ModelVersion.objects.filter(pk=version.pk).update(created_at=timezone.now() - timedelta(days=3))
@@ -97,11 +94,7 @@ def test_a_scheduled_trigger_evaluation_survives_the_broker_being_down(
 
 @pytest.mark.django_db(transaction=True)
 def test_the_reaper_keeps_a_lost_job_queued_when_it_cannot_hand_it_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    beat = timezone.now() - timedelta(hours=1)
-    lost = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="lost",
-        status="running", started_at=beat, heartbeat_at=beat, attempts=1,
-    )
+    lost = running_job(TENANT, model_name="lost", silent_seconds=3600)
     broker_down(monkeypatch)
 
     assert [item.action for item in training_jobs_reap()] == ["requeued"]

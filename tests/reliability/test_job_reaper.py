@@ -21,7 +21,8 @@ from rest_framework.test import APIClient
 
 from monitoring.models import MonitoringEvent
 from registry.models import ModelVersion
-from tests.conftest import TENANT, make_dataset
+from tests.conftest import TENANT
+from tests.factories import dataset_with_rows, running_job, training_job
 from training.models import TrainingJob
 from training.services import queue as queue_services
 from training.services import reaper as reaper_services
@@ -44,13 +45,7 @@ def _reaper_settings(settings: Any) -> None:
 
 def _running(name: str, *, silent_seconds: float, attempts: int = 1, **fields: Any) -> TrainingJob:
     """A job as a worker leaves it: running, last beat `silent_seconds` ago."""
-    beat = timezone.now() - timedelta(seconds=silent_seconds)
-    return TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name=name,
-        training_config={"cv_folds": 3}, status="running", started_at=beat - timedelta(seconds=5), heartbeat_at=beat,
-        attempts=attempts, progress_step="search:logistic_regression fit 2/9", progress_percent=30,
-        requested_by="test", **fields,
-    )
+    return running_job(TENANT, model_name=name, silent_seconds=silent_seconds, attempts=attempts, **fields)
 
 
 def _partial_artifact(name: str) -> str:
@@ -60,10 +55,7 @@ def _partial_artifact(name: str) -> str:
 
 def test_a_job_with_a_fresh_heartbeat_is_never_touched(db: None) -> None:
     live = _running("live", silent_seconds=STALE - 30, artifact_path=_partial_artifact("live"))
-    waiting = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="waiting",
-        enqueued_at=timezone.now() - timedelta(hours=1),
-    )
+    waiting = training_job(TENANT, model_name="waiting", enqueued_at=timezone.now() - timedelta(hours=1))
 
     assert training_jobs_reap() == []
     training_jobs_reap_task()  # what the schedule runs
@@ -105,7 +97,7 @@ def test_a_lost_retrain_is_failed_with_the_reason_its_partial_artifact_removed_a
 
 
 def test_a_lost_job_is_queued_again_once_and_then_trains(db: None, lead_rows: list[dict[str, Any]]) -> None:
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     partial = _partial_artifact("retried")
     lost = _running("retried", silent_seconds=STALE + 1, artifact_path=partial)
 
@@ -163,10 +155,7 @@ def test_a_queued_job_no_worker_took_is_handed_out_again_then_failed(
 ) -> None:
     sent: list[str] = []
     monkeypatch.setattr(queue_services, "async_task", lambda func, job_id, **options: sent.append(job_id))
-    lost = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="forgotten",
-        enqueued_at=timezone.now() - timedelta(seconds=STALE + 60),
-    )
+    lost = training_job(TENANT, model_name="forgotten", enqueued_at=timezone.now() - timedelta(seconds=STALE + 60))
 
     first = training_jobs_reap()
 
@@ -189,7 +178,7 @@ def test_a_late_worker_cannot_register_a_job_the_reaper_took_over(
 ) -> None:
     """The worker was only slow: as it starts writing its artifact, the reaper fails its job."""
     settings.LEADML_JOB_MAX_ATTEMPTS = 1
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     written: list[str] = []
     original_register = job_services.model_version_register
 
@@ -205,10 +194,7 @@ def test_a_late_worker_cannot_register_a_job_the_reaper_took_over(
         return original_register(**{**kwargs, "on_artifact_path": reaped_meanwhile})
 
     monkeypatch.setattr(job_services, "model_version_register", register_after_the_reaper)
-    job = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="late",
-        training_config={"cv_folds": 3}, requested_by="test",
-    )
+    job = training_job(TENANT, model_name="late")
 
     training_job_run(job_id=job.pk)
 
@@ -234,7 +220,7 @@ def test_a_worker_that_beats_before_the_reaper_acts_keeps_its_job(db: None) -> N
 def test_a_worker_presumed_dead_stops_at_its_next_step_when_its_job_was_claimed_again(
     db: None, lead_rows: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     job = _running("claimed", silent_seconds=STALE + 1)
     old_run = job_services._JobProgress(job.pk, attempt=1)
 
@@ -255,7 +241,7 @@ def test_the_heartbeat_goes_on_during_a_step_that_reports_nothing(
 ) -> None:
     """A long fit (a final refit, calibration) reports no progress: the worker's own thread beats."""
     settings.LEADML_JOB_HEARTBEAT_SECONDS = 0.1
-    make_dataset(TENANT, "lead_conversion", lead_rows)
+    dataset_with_rows(TENANT, "lead_conversion", lead_rows)
     seen: list[Any] = []
     real_train = job_services.train_model
 
@@ -266,10 +252,7 @@ def test_the_heartbeat_goes_on_during_a_step_that_reports_nothing(
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(job_services, "train_model", long_silent_fit)
-    job = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="beating",
-        training_config={"cv_folds": 3}, requested_by="test",
-    )
+    job = training_job(TENANT, model_name="beating")
 
     training_job_run(job_id=job.pk)
 
@@ -285,9 +268,7 @@ def test_a_job_past_its_time_limit_is_failed_before_the_worker_is_replaced(
         raise TimeoutException("Task exceeded maximum timeout value")
 
     monkeypatch.setattr(job_services, "_train", too_long)
-    job = TrainingJob.objects.create(
-        tenant=TENANT, model_type="lead_conversion", algorithm="logistic_regression", model_name="slow",
-    )
+    job = training_job(TENANT, model_name="slow")
 
     with pytest.raises(TimeoutException):
         training_job_run(job_id=job.pk)

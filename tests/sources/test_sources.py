@@ -11,10 +11,9 @@ from rest_framework.test import APIClient
 
 from monitoring.models import Outcome, SourceSyncState
 from monitoring.services.source_sync import source_sync_all
-from registry.services import api_token_create
+from tests.factories import dataset_with_rows, tenant_client
 from tests.sources.conftest import OPEN_LEADS, LABELLED_LEADS, SYNC_TENANT, TRAIN_TENANT, CrmDatabase
 from training.models import Dataset, DatasetRow, DataSource, TrainingJob
-from training.services.datasets import dataset_create
 from training.source_defaults import defaults_for
 
 LEAD = "lead_conversion"
@@ -32,13 +31,6 @@ def make_source(url: str, name: str = "crm") -> DataSource:
     source.full_clean()
     source.save()
     return source
-
-
-def tenant_client(tenant: str) -> APIClient:
-    _, key = api_token_create(name=f"token {tenant}", tenant=tenant)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
-    return client
 
 
 def train(client: APIClient, tenant: str, name: str, capture: Any, **config: Any) -> tuple[Any, dict[str, Any]]:
@@ -78,8 +70,7 @@ def test_train_with_only_the_crm_fields_reads_the_crm_and_matches_the_upload(
     assert "custom_fields.engagement_score" in rows[0]
 
     # The same leads uploaded by another tenant (same ids, so the same held-out rows).
-    dataset_create(tenant=UPLOAD_TWIN, model_type=LEAD, name="upload", target="status",
-                   rows=crm_db.uploads[TRAIN_TENANT], positive_values=["customer"])
+    dataset_with_rows(UPLOAD_TWIN, LEAD, crm_db.uploads[TRAIN_TENANT], name="upload", positive_values=["customer"])
     response, twin = train(tenant_client(UPLOAD_TWIN), UPLOAD_TWIN, "upload_lr", django_capture_on_commit_callbacks)
     assert twin["status"] == "succeeded", twin["error"]
     source_auc = job["result"]["metrics"]["roc_auc"]
