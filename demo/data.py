@@ -232,11 +232,72 @@ BUSINESS_EMAIL_LOGIT = 1.2
 def generate_leads(n: int = 3000, *, seed: int = 7) -> pd.DataFrame:
     """Return `n` synthetic leads with a `status` target ("customer"/"won" = converted)."""
     rng = np.random.default_rng(seed)
-
+    # The draws happen in this order, each step after the last: reordering them changes
+    # every lead a seed gives.
     industries = rng.choice(INDUSTRIES, size=n, p=INDUSTRY_WEIGHTS)
     companies, company_domains = _company_names(rng, industries)
     company_sizes = _company_sizes(rng, n)
+    contacts = _lead_contacts(rng, company_domains)
+    activity = _lead_activity(rng, n)
+    age_days = rng.integers(1, LEAD_HISTORY_DAYS + 1, n)
+    created_at = [(REFERENCE_DATE - timedelta(days=int(days))).isoformat() for days in age_days]
+    logit = _lead_logit(
+        rng, contacts, activity, company_sizes=company_sizes, industries=industries, age_days=age_days
+    )
+    converted = rng.random(n) < _sigmoid(logit)
+    # A CRM's own score sees title and engagement, not the outcome, and is noisy.
+    lead_score = np.clip(
+        np.round(35 + 12 * contacts.seniority_effect + 0.35 * (activity.engagement_score - 50) + rng.normal(0, 12, n)),
+        0,
+        100,
+    ).astype(np.int64)
+    status = _lead_status(rng, converted, contacts.tier_index)
+    return pd.DataFrame(
+        {
+            "id": [f"lead-{index:06d}" for index in range(1, n + 1)],
+            "email": contacts.emails,
+            "job_title": contacts.job_titles,
+            "company": companies,
+            "company_size": company_sizes,
+            "industry": industries.astype(object),
+            "source": activity.sources.astype(object),
+            "lead_score": lead_score,
+            "engagement_score": activity.engagement_score,
+            "email_interactions": activity.email_interactions,
+            "website_visits": activity.website_visits,
+            "content_downloads": activity.content_downloads,
+            "created_at": created_at,
+            "status": status.astype(object),
+        }
+    )
 
+
+@dataclass(frozen=True)
+class _LeadContacts:
+    """Who a lead is: the seniority tier drawn, its title, its effect, and the address."""
+
+    tier_index: np.ndarray
+    job_titles: np.ndarray
+    seniority_effect: np.ndarray
+    uses_free_mail: np.ndarray
+    emails: list[str]
+
+
+@dataclass(frozen=True)
+class _LeadActivity:
+    """How a lead arrived and engaged: the source and what its latent interest drove."""
+
+    sources: np.ndarray
+    engagement_score: np.ndarray
+    email_interactions: np.ndarray
+    website_visits: np.ndarray
+    content_downloads: np.ndarray
+
+
+def _lead_contacts(rng: np.random.Generator, company_domains: list[str]) -> _LeadContacts:
+    """Draw each lead's seniority tier, a title of it and an address: the tier sets how
+    likely the contact writes from free mail, which is part of the conversion signal."""
+    n = len(company_domains)
     tier_index = rng.choice(len(SENIORITY_TIERS), size=n, p=[tier.share for tier in SENIORITY_TIERS])
     job_titles = np.array(
         [_pick(SENIORITY_TIERS[tier].titles, draw) for tier, draw in zip(tier_index, rng.random(n), strict=True)],
@@ -246,70 +307,68 @@ def generate_leads(n: int = 3000, *, seed: int = 7) -> pd.DataFrame:
     free_mail_chance = np.array([SENIORITY_TIERS[tier].free_mail_chance for tier in tier_index])
     uses_free_mail = rng.random(n) < free_mail_chance
     emails = _emails(rng, company_domains, uses_free_mail)
+    return _LeadContacts(tier_index, job_titles, seniority_effect, uses_free_mail, emails)
 
+
+def _lead_activity(rng: np.random.Generator, n: int) -> _LeadActivity:
+    """Draw each lead's source and a latent interest it shifts; the engagement columns grow
+    with that interest, so they carry signal the model can learn without seeing it."""
     sources = rng.choice(SOURCES, size=n, p=SOURCE_WEIGHTS)
     interest = rng.normal(0.0, 1.0, n) + np.array([SOURCE_INTEREST_SHIFT[source] for source in sources])
     engagement_score = np.clip(np.round(50 + 17 * interest + rng.normal(0, 9, n)), 0, 100).astype(np.int64)
     email_interactions = rng.poisson(np.exp(0.8 + 0.45 * interest)).astype(np.int64)
     website_visits = rng.poisson(np.exp(1.2 + 0.5 * interest)).astype(np.int64)
     content_downloads = rng.poisson(np.exp(-0.4 + 0.6 * interest)).astype(np.int64)
+    return _LeadActivity(sources, engagement_score, email_interactions, website_visits, content_downloads)
 
-    age_days = rng.integers(1, LEAD_HISTORY_DAYS + 1, n)
-    created_at = [(REFERENCE_DATE - timedelta(days=int(days))).isoformat() for days in age_days]
 
+def _lead_logit(
+    rng: np.random.Generator,
+    contacts: _LeadContacts,
+    activity: _LeadActivity,
+    *,
+    company_sizes: np.ndarray,
+    industries: np.ndarray,
+    age_days: np.ndarray,
+) -> np.ndarray:
+    """The conversion logit of the module docstring, term by term, plus its N(0, 0.5) noise."""
+    n = len(industries)
     log_size_effect = np.where(np.isnan(company_sizes), 0.0, np.log(np.nan_to_num(company_sizes, nan=1.0)) - 4.0)
-    logit = (
+    logit: np.ndarray = (
         LEAD_INTERCEPT
-        + BUSINESS_EMAIL_LOGIT * (~uses_free_mail)
-        + seniority_effect
+        + BUSINESS_EMAIL_LOGIT * (~contacts.uses_free_mail)
+        + contacts.seniority_effect
         + 0.35 * log_size_effect
-        + 0.045 * (engagement_score - 50)
-        + 0.1 * np.minimum(website_visits, 15)
-        + 0.35 * np.minimum(content_downloads, 6)
-        + np.array([SOURCE_LOGIT[source] for source in sources])
+        + 0.045 * (activity.engagement_score - 50)
+        + 0.1 * np.minimum(activity.website_visits, 15)
+        + 0.35 * np.minimum(activity.content_downloads, 6)
+        + np.array([SOURCE_LOGIT[source] for source in activity.sources])
         + np.array([INDUSTRY_LOGIT[industry] for industry in industries])
         - 0.6 * np.exp(-age_days / 45.0)
         + rng.normal(0.0, 0.5, n)
     )
-    converted = rng.random(n) < _sigmoid(logit)
+    return logit
 
-    # A CRM's own score sees title and engagement, not the outcome, and is noisy.
-    lead_score = np.clip(
-        np.round(35 + 12 * seniority_effect + 0.35 * (engagement_score - 50) + rng.normal(0, 12, n)), 0, 100
-    ).astype(np.int64)
 
+def _lead_status(rng: np.random.Generator, converted: np.ndarray, tier_index: np.ndarray) -> np.ndarray:
+    """The CRM status a lead ends in: "customer" or "won" when converted, else "lost" or
+    "disqualified" (interns and students disqualified more often)."""
+    n = len(converted)
     is_intern_or_student = tier_index == len(SENIORITY_TIERS) - 1
     disqualified_chance = np.where(is_intern_or_student, 0.6, 0.25)
-    status = np.where(
+    status: np.ndarray = np.where(
         converted,
         np.where(rng.random(n) < 0.6, "customer", "won"),
         np.where(rng.random(n) < disqualified_chance, "disqualified", "lost"),
     )
-
-    return pd.DataFrame(
-        {
-            "id": [f"lead-{index:06d}" for index in range(1, n + 1)],
-            "email": emails,
-            "job_title": job_titles,
-            "company": companies,
-            "company_size": company_sizes,
-            "industry": industries.astype(object),
-            "source": sources.astype(object),
-            "lead_score": lead_score,
-            "engagement_score": engagement_score,
-            "email_interactions": email_interactions,
-            "website_visits": website_visits,
-            "content_downloads": content_downloads,
-            "created_at": created_at,
-            "status": status.astype(object),
-        }
-    )
+    return status
 
 
 def generate_customers(n: int = 2000, *, seed: int = 11) -> pd.DataFrame:
     """Return `n` synthetic customers with a 12-month `lifetime_value` target."""
     rng = np.random.default_rng(seed)
-
+    # The draws happen in this order, each step after the last: reordering them changes
+    # every customer a seed gives.
     industries = rng.choice(INDUSTRIES, size=n, p=INDUSTRY_WEIGHTS)
     _, company_domains = _company_names(rng, industries)
     company_sizes = _company_sizes(rng, n)
@@ -321,53 +380,29 @@ def generate_customers(n: int = 2000, *, seed: int = 11) -> pd.DataFrame:
 
     orders_per_year = rng.gamma(shape=2.0, scale=3.0, size=n) * size_factor
     typical_order_value = np.exp(rng.normal(np.log(220.0), 0.8, n)) * size_factor * np.where(uses_free_mail, 0.7, 1.0)
-
-    tenure_days = rng.integers(CUSTOMER_MIN_TENURE_DAYS, CUSTOMER_MAX_TENURE_DAYS + 1, n)
-    # Roughly 40% stopped buying at some point; the rest were active all along.
-    stopped_early = rng.random(n) < 0.4
-    active_days = np.where(stopped_early, tenure_days * rng.random(n), tenure_days).astype(float)
-    extra_orders = rng.poisson(orders_per_year * active_days / 365.0)
-    total_orders = (1 + extra_orders).astype(np.int64)
-
-    # The last of `extra_orders` uniform times in the active span: the maximum of k
-    # uniforms is U ** (1 / k).
-    last_order_share = np.where(extra_orders > 0, rng.random(n) ** (1.0 / np.maximum(extra_orders, 1)), 0.0)
-    days_first_to_last = np.floor(active_days * last_order_share).astype(np.int64)
-    days_since_last_purchase = tenure_days - days_first_to_last
-
-    order_noise_sigma = 0.3
-    historic_spend = np.array(
-        [
-            float(np.sum(value * rng.lognormal(-(order_noise_sigma**2) / 2, order_noise_sigma, orders)))
-            for value, orders in zip(typical_order_value, total_orders, strict=True)
-        ]
-    )
-    total_spent = np.round(historic_spend, 2)
-    avg_order_value = np.round(total_spent / total_orders, 2)
-    support_tickets = rng.poisson(0.3 + 0.25 * np.sqrt(total_orders)).astype(np.int64)
-
-    alive_probability = (
-        0.97 / (1.0 + np.exp((days_since_last_purchase - 240.0) / 30.0)) * np.exp(-0.08 * support_tickets)
-    )
-    alive = rng.random(n) < alive_probability
-    future_orders = np.where(alive, rng.poisson(orders_per_year), 0)
-    future_spend = np.array(
-        [
-            float(np.sum(value * rng.lognormal(-(order_noise_sigma**2) / 2, order_noise_sigma, orders)))
-            for value, orders in zip(typical_order_value, future_orders, strict=True)
-        ]
+    history = _customer_history(rng, orders_per_year)
+    total_spent = np.round(_orders_spend(rng, typical_order_value, history.total_orders), 2)
+    avg_order_value = np.round(total_spent / history.total_orders, 2)
+    support_tickets = rng.poisson(0.3 + 0.25 * np.sqrt(history.total_orders)).astype(np.int64)
+    future_spend = _customer_future_spend(
+        rng,
+        orders_per_year=orders_per_year,
+        typical_order_value=typical_order_value,
+        days_since_last_purchase=history.days_since_last_purchase,
+        support_tickets=support_tickets,
     )
 
-    first_purchase = [REFERENCE_DATE - timedelta(days=int(days)) for days in tenure_days]
+    first_purchase = [REFERENCE_DATE - timedelta(days=int(days)) for days in history.tenure_days]
     last_purchase = [
-        first + timedelta(days=int(days)) for first, days in zip(first_purchase, days_first_to_last, strict=True)
+        first + timedelta(days=int(days))
+        for first, days in zip(first_purchase, history.days_first_to_last, strict=True)
     ]
     return pd.DataFrame(
         {
             "customer_id": [f"cust-{index:05d}" for index in range(1, n + 1)],
             "industry": industries.astype(object),
             "company_size": company_sizes,
-            "total_orders": total_orders,
+            "total_orders": history.total_orders,
             "total_spent": total_spent,
             "avg_order_value": avg_order_value,
             "first_purchase_date": [day.isoformat() for day in first_purchase],
@@ -377,6 +412,67 @@ def generate_customers(n: int = 2000, *, seed: int = 11) -> pd.DataFrame:
             "lifetime_value": np.round(future_spend, 2),
         }
     )
+
+
+# The spread of one order's value around the customer's typical one (log scale).
+ORDER_NOISE_SIGMA = 0.3
+
+
+@dataclass(frozen=True)
+class _CustomerHistory:
+    """A customer's past purchases as days: tenure, orders, and how long since the last."""
+
+    tenure_days: np.ndarray
+    total_orders: np.ndarray
+    days_first_to_last: np.ndarray
+    days_since_last_purchase: np.ndarray
+
+
+def _customer_history(rng: np.random.Generator, orders_per_year: np.ndarray) -> _CustomerHistory:
+    """Draw each customer's tenure and active span and the orders placed in it; the recency
+    of the last order is what decides, later, whether the customer is still alive."""
+    n = len(orders_per_year)
+    tenure_days = rng.integers(CUSTOMER_MIN_TENURE_DAYS, CUSTOMER_MAX_TENURE_DAYS + 1, n)
+    # Roughly 40% stopped buying at some point; the rest were active all along.
+    stopped_early = rng.random(n) < 0.4
+    active_days = np.where(stopped_early, tenure_days * rng.random(n), tenure_days).astype(float)
+    extra_orders = rng.poisson(orders_per_year * active_days / 365.0)
+    total_orders = (1 + extra_orders).astype(np.int64)
+    # The last of `extra_orders` uniform times in the active span: the maximum of k
+    # uniforms is U ** (1 / k).
+    last_order_share = np.where(extra_orders > 0, rng.random(n) ** (1.0 / np.maximum(extra_orders, 1)), 0.0)
+    days_first_to_last = np.floor(active_days * last_order_share).astype(np.int64)
+    return _CustomerHistory(tenure_days, total_orders, days_first_to_last, tenure_days - days_first_to_last)
+
+
+def _orders_spend(rng: np.random.Generator, typical_order_value: np.ndarray, orders: np.ndarray) -> np.ndarray:
+    """Each customer's spend on `orders` orders, every one its typical value times noise of
+    mean 1 (the past and the future are drawn alike, so the history predicts the target)."""
+    return np.array(
+        [
+            float(np.sum(value * rng.lognormal(-(ORDER_NOISE_SIGMA**2) / 2, ORDER_NOISE_SIGMA, count)))
+            for value, count in zip(typical_order_value, orders, strict=True)
+        ]
+    )
+
+
+def _customer_future_spend(
+    rng: np.random.Generator,
+    *,
+    orders_per_year: np.ndarray,
+    typical_order_value: np.ndarray,
+    days_since_last_purchase: np.ndarray,
+    support_tickets: np.ndarray,
+) -> np.ndarray:
+    """The target: spend over the next 12 months, 0 for a customer who lapsed (recent buyers
+    with few tickets are likely alive) and a year of orders at the usual rate otherwise."""
+    n = len(orders_per_year)
+    alive_probability = (
+        0.97 / (1.0 + np.exp((days_since_last_purchase - 240.0) / 30.0)) * np.exp(-0.08 * support_tickets)
+    )
+    alive = rng.random(n) < alive_probability
+    future_orders = np.where(alive, rng.poisson(orders_per_year), 0)
+    return _orders_spend(rng, typical_order_value, future_orders)
 
 
 def _sigmoid(values: np.ndarray) -> np.ndarray:

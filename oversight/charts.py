@@ -140,16 +140,7 @@ def line_chart(
     """Draw one polyline per unbroken run of each series, its points placed in x order."""
     drawn = []
     for index, one in enumerate(series):
-        # Sort on x alone (stable): ties keep their order, as in the vertical steps of a ROC curve.
-        placed = [(_x_value(x, x_is_date), y, x) for x, y in one.points if x is not None]
-        placed = sorted((point for point in placed if math.isfinite(point[0])), key=lambda point: point[0])
-        segments: list[list[tuple[float, float, object]]] = [[]]
-        for x, y, raw_x in placed:
-            if _finite(y):
-                segments[-1].append((x, float(y), raw_x))
-            elif segments[-1]:
-                segments.append([])
-        segments = [segment for segment in segments if segment]
+        segments = _line_segments(one, x_is_date)
         if segments:
             drawn.append((one, one.color or SERIES_COLORS[index % len(SERIES_COLORS)], segments))
     if not drawn:
@@ -157,13 +148,7 @@ def line_chart(
     xs = [point[0] for _, _, segments in drawn for segment in segments for point in segment]
     ys = [point[1] for _, _, segments in drawn for segment in segments for point in segment]
     ys += [float(value) for value, _ in hlines if _finite(value)]
-    if x_is_date:
-        x_low, x_high = (min(xs), max(xs)) if min(xs) < max(xs) else (min(xs) - 1, max(xs) + 1)
-        x_ticks = _date_ticks(x_low, x_high)
-    else:
-        # With a y = x line both axes share one scale, so the diagonal sits at 45 degrees.
-        x_ticks = nice_ticks(min(xs + ys), max(xs + ys), 5) if diagonal else nice_ticks(min(xs), max(xs), 6)
-        x_low, x_high = x_ticks[0], x_ticks[-1]
+    x_low, x_high, x_ticks = _line_x_range(xs, ys, x_is_date=x_is_date, diagonal=diagonal)
     if y_range and y_range[1] > y_range[0]:
         y_low, y_high = float(y_range[0]), float(y_range[1])
         y_ticks = [tick for tick in nice_ticks(y_low, y_high, 5) if y_low - 1e-9 <= tick <= y_high + 1e-9]
@@ -186,20 +171,71 @@ def line_chart(
             body.append(_text(box.right - 4, y_of(value) - 4, label, anchor="end", halo=True))
     marks = 0
     for one, colour, segments in drawn:
-        dash = ' stroke-dasharray="6 4"' if one.dashed else ""
-        for segment in segments:
-            coordinates = " ".join(f"{_num(x_of(x))},{_num(y_of(_clamp(y, y_low, y_high)))}" for x, y, _ in segment)
-            body.append(
-                f'<polyline class="leadml-mark" points="{coordinates}" fill="none" stroke="{_esc(colour)}" '
-                f'stroke-width="2" stroke-linejoin="round"{dash}><title>{_esc(one.name)}</title></polyline>'
-            )
-            marks += 1
-        points = [point for segment in segments for point in segment]
-        if one.markers and len(points) <= MAX_MARKERS:
-            for x, y, raw_x in points:
-                tooltip = f"{one.name}: {raw_x if x_is_date else _full(x)} → {_full(y)}"
-                body.append(_circle(x_of(x), y_of(_clamp(y, y_low, y_high)), colour, tooltip, css="leadml-marker"))
+        marks += _line_series_draw(
+            body, one, colour, segments, x_of=x_of, y_of=y_of, y_bounds=(y_low, y_high), x_is_date=x_is_date
+        )
     return _svg("line", title, box.bottom + 44, body, marks)
+
+
+# A line chart's point: x on the axis (days for dates), y, and x as given (for the tooltip).
+_LinePoint = tuple[float, float, object]
+
+
+def _line_segments(one: Series, x_is_date: bool) -> list[list[_LinePoint]]:
+    """A series' unbroken runs in x order: a missing or non-finite y breaks the line
+    rather than dropping to zero, and points without a usable x are left out."""
+    # Sort on x alone (stable): ties keep their order, as in the vertical steps of a ROC curve.
+    placed = [(_x_value(x, x_is_date), y, x) for x, y in one.points if x is not None]
+    placed = sorted((point for point in placed if math.isfinite(point[0])), key=lambda point: point[0])
+    segments: list[list[_LinePoint]] = [[]]
+    for x, y, raw_x in placed:
+        if _finite(y):
+            segments[-1].append((x, float(y), raw_x))
+        elif segments[-1]:
+            segments.append([])
+    return [segment for segment in segments if segment]
+
+
+def _line_x_range(
+    xs: list[float], ys: list[float], *, x_is_date: bool, diagonal: bool
+) -> tuple[float, float, list[float]]:
+    """The x axis' low and high ends and its ticks: dates padded by a day when all fall on
+    one; numbers on nice ticks, shared with y when a y = x line is drawn."""
+    if x_is_date:
+        x_low, x_high = (min(xs), max(xs)) if min(xs) < max(xs) else (min(xs) - 1, max(xs) + 1)
+        return x_low, x_high, _date_ticks(x_low, x_high)
+    # With a y = x line both axes share one scale, so the diagonal sits at 45 degrees.
+    x_ticks = nice_ticks(min(xs + ys), max(xs + ys), 5) if diagonal else nice_ticks(min(xs), max(xs), 6)
+    return x_ticks[0], x_ticks[-1], x_ticks
+
+
+def _line_series_draw(
+    body: list[str],
+    one: Series,
+    colour: str,
+    segments: list[list[_LinePoint]],
+    *,
+    x_of: Scale,
+    y_of: Scale,
+    y_bounds: tuple[float, float],
+    x_is_date: bool,
+) -> int:
+    """Append a series' polylines (y clamped into the plot) and, unless there are too many
+    points to tell apart, a marker per point; return the polylines drawn (the chart's marks)."""
+    y_low, y_high = y_bounds
+    dash = ' stroke-dasharray="6 4"' if one.dashed else ""
+    for segment in segments:
+        coordinates = " ".join(f"{_num(x_of(x))},{_num(y_of(_clamp(y, y_low, y_high)))}" for x, y, _ in segment)
+        body.append(
+            f'<polyline class="leadml-mark" points="{coordinates}" fill="none" stroke="{_esc(colour)}" '
+            f'stroke-width="2" stroke-linejoin="round"{dash}><title>{_esc(one.name)}</title></polyline>'
+        )
+    points = [point for segment in segments for point in segment]
+    if one.markers and len(points) <= MAX_MARKERS:
+        for x, y, raw_x in points:
+            tooltip = f"{one.name}: {raw_x if x_is_date else _full(x)} → {_full(y)}"
+            body.append(_circle(x_of(x), y_of(_clamp(y, y_low, y_high)), colour, tooltip, css="leadml-marker"))
+    return len(segments)
 
 
 def scatter_chart(

@@ -86,11 +86,9 @@ def model_version_register(
     path before the file is written (the training job records it for whoever takes the
     job over) and again if the storage had to pick another name.
     """
-    wanted = artifacts.artifact_path_for(tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256)
-    if on_artifact_path is not None:
-        on_artifact_path(wanted)
-    path = artifacts.artifact_save(
-        tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256, data=artifact_bytes, path=wanted
+    wanted, path = _artifact_store(
+        tenant=tenant, model_type=model_type, name=name, artifact_bytes=artifact_bytes,
+        artifact_sha256=artifact_sha256, on_artifact_path=on_artifact_path,
     )
     try:
         if path != wanted and on_artifact_path is not None:
@@ -106,15 +104,9 @@ def model_version_register(
                 artifact_sha256=artifact_sha256,
                 fields=fields,
             )
-            active = (
-                ModelVersion.objects.select_for_update()
-                .filter(tenant=tenant, model_type=model_type, status=ModelVersion.Status.ACTIVE)
-                .first()
+            _new_version_promote(
+                model_version=model_version, actor=actor, promote_reason=promote_reason, promote_over=promote_over
             )
-            if active is None:
-                model_version_activate(model_version=model_version, actor=actor, reason="first model of this type")
-            elif promote_reason and active.pk == promote_over:
-                model_version_activate(model_version=model_version, actor=actor, reason=promote_reason)
             if on_registered is not None:
                 on_registered(model_version)
             registry_changed()  # a new newest version of its name
@@ -123,13 +115,52 @@ def model_version_register(
         raise
     logger.info(
         "model_version_registered tenant=%s name=%s version=%s algorithm=%s status=%s",
-        tenant,
-        name,
-        model_version.version,
-        algorithm,
-        model_version.status,
+        tenant, name, model_version.version, algorithm, model_version.status,
     )
     return model_version
+
+
+def _artifact_store(
+    *,
+    tenant: str,
+    model_type: str,
+    name: str,
+    artifact_bytes: bytes,
+    artifact_sha256: str,
+    on_artifact_path: Callable[[str], None] | None,
+) -> tuple[str, str]:
+    """Write the artifact file; return the path wanted and the one written.
+
+    `on_artifact_path` learns the wanted path before the file exists, so a process killed
+    while writing leaves a path whoever takes over can remove; the two differ when the
+    storage had to pick another name, which the caller records in turn.
+    """
+    wanted = artifacts.artifact_path_for(tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256)
+    if on_artifact_path is not None:
+        on_artifact_path(wanted)
+    path = artifacts.artifact_save(
+        tenant=tenant, model_type=model_type, name=name, sha256=artifact_sha256, data=artifact_bytes, path=wanted
+    )
+    return wanted, path
+
+
+def _new_version_promote(
+    *, model_version: ModelVersion, actor: str, promote_reason: str | None, promote_over: int | None
+) -> None:
+    """Activate a just-registered version when it is its type's first, or when it beat the
+    version still active (`promote_over`: if another became active since the comparison,
+    the new one stays a candidate). Runs in the registration's transaction, the active row
+    locked.
+    """
+    active = (
+        ModelVersion.objects.select_for_update()
+        .filter(tenant=model_version.tenant, model_type=model_version.model_type, status=ModelVersion.Status.ACTIVE)
+        .first()
+    )
+    if active is None:
+        model_version_activate(model_version=model_version, actor=actor, reason="first model of this type")
+    elif promote_reason and active.pk == promote_over:
+        model_version_activate(model_version=model_version, actor=actor, reason=promote_reason)
 
 
 def model_artifact_discard(*, path: str) -> bool:

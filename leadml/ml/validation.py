@@ -274,6 +274,17 @@ def _odd_positions(values: list[Any], types: set[type], usual: frozenset[type]) 
     return [index for index, value in enumerate(values) if type(value) not in usual]
 
 
+def _blanked(values: list[Any], positions: list[int]) -> list[Any]:
+    """The values with None at `positions` (the odd ones, judged one by one later), so the
+    column-at-a-time check reads them as missing; `values` itself, uncopied, when there are none."""
+    if not positions:
+        return values
+    usual = list(values)
+    for index in positions:
+        usual[index] = None
+    return usual
+
+
 def _each_value(
     result: _Column, column: ColumnSpec, values: list[Any], positions: Iterable[int], placeholders: set[str],
     *, lenient: bool,
@@ -322,11 +333,7 @@ def _numbers_check(
 ) -> _Column:
     count = len(values)
     odd = _odd_positions(values, types, _NUMBER_TYPES)
-    usual = values
-    if odd:
-        usual = list(values)
-        for index in odd:
-            usual[index] = None
+    usual = _blanked(values, odd)
     try:
         numbers = np.array(usual, dtype=float)  # None becomes NaN, booleans 0/1
     except OverflowError:  # an integer beyond a float: every value one by one
@@ -381,11 +388,7 @@ def _texts_check(
     """Categorical, e-mail, job-title and date columns: text as it came, or missing."""
     count = len(values)
     odd = _odd_positions(values, types, _TEXT_TYPES)
-    usual = values
-    if odd:
-        usual = list(values)
-        for index in odd:
-            usual[index] = None
+    usual = _blanked(values, odd)
     texts = [value for value in usual if value is not None] if _NONE in types or odd else usual
     absent = _missing_texts(texts, placeholders) | {None}
     missing = np.fromiter(map(absent.__contains__, usual), dtype=bool, count=count)

@@ -10,8 +10,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from leadml.api.errors import NotFoundError
-from leadml.api.fields import ModelTypeField, model_type_path_check
+from leadml.api.fields import ModelTypeField
 from leadml.api.serializers import MODEL_TYPE_PATH_PARAMETER, SuccessSerializer, error_responses
+from monitoring.apis.queries import tenant_model_query
 from monitoring.models import MonitoringEvent
 from monitoring.serializers import (
     MonitoringEventSerializer,
@@ -55,11 +56,7 @@ class MonitoringEventsApi(APIView):
         summary="Fired triggers, retrains, promotions",
     )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
-        tenant_authorize(request, user_id)
-        model_type_path_check(model_type)
-        query = self.QuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
+        params = tenant_model_query(request, user_id, model_type, self.QuerySerializer)
         shown = monitoring_events_list(
             tenant=user_id,
             model_type=model_type,
@@ -115,8 +112,7 @@ class TriggerSettingsApi(APIView):
         summary="A tenant's retraining trigger settings (defaults and overrides)",
     )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
-        tenant_authorize(request, user_id)
-        model_type_path_check(model_type)
+        tenant_model_query(request, user_id, model_type)
         return Response({"success": True, **trigger_settings_get(tenant=user_id, model_type=model_type)})
 
     @extend_schema(
@@ -126,8 +122,7 @@ class TriggerSettingsApi(APIView):
         summary="Override trigger settings (null resets one to the default)",
     )
     def put(self, request: Request, user_id: str, model_type: str) -> Response:
-        tenant_authorize(request, user_id)
-        model_type_path_check(model_type)
+        tenant_model_query(request, user_id, model_type)
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         changes = trigger_settings_update(tenant=user_id, model_type=model_type, changes=dict(serializer.validated_data))

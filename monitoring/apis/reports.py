@@ -8,7 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.api.fields import ModelTypeField, model_type_path_check
+from leadml.api.fields import ModelTypeField
 from leadml.api.serializers import MODEL_TYPE_PATH_PARAMETER, error_responses
 from monitoring.serializers import (
     DataDriftSerializer,
@@ -19,8 +19,8 @@ from monitoring.serializers import (
     PredictionDriftSerializer,
     TriggerSerializer,
 )
+from monitoring.apis.queries import tenant_model_query
 from monitoring.services.report import monitoring_report, monitoring_version, window_resolve
-from leadml.api.authentication import tenant_authorize
 
 
 from monitoring.serializers import MonitoringSummarySerializer
@@ -61,11 +61,7 @@ class MonitoringApi(APIView):
         summary="Drift, data quality, live and estimated performance, and retraining triggers",
     )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
-        tenant_authorize(request, user_id)
-        model_type_path_check(model_type)
-        query = self.QuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        params = query.validated_data
+        params = tenant_model_query(request, user_id, model_type, self.QuerySerializer)
         version = monitoring_version(tenant=user_id, model_type=model_type, model_name=params.get("model_name"))
         window = window_resolve(
             version=version, since=params.get("since"), until=params.get("until"), last=params.get("last")
@@ -105,8 +101,7 @@ class InsightsApi(APIView):
         summary="A tenant's models and predictions at a glance",
     )
     def get(self, request: Request, user_id: str, model_type: str) -> Response:
-        tenant_authorize(request, user_id)
-        model_type_path_check(model_type)
+        tenant_model_query(request, user_id, model_type)
         body = insights_get(tenant=user_id, model_type=model_type)
         active = model_version_get_active(tenant=user_id, model_type=model_type)
         # Insights carry the active model's drift and quality summaries too.

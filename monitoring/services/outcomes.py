@@ -121,7 +121,8 @@ def _parse(index: int, raw: Any, *, model_type: str, dataset: Dataset | None, no
     if isinstance(entity_id, float) and entity_id.is_integer():
         entity_id = int(entity_id)  # a CSV column of ids read as numbers
     entity_id = str(entity_id).strip()
-    if len(entity_id) > Outcome._meta.get_field("entity_id").max_length:
+    max_length = Outcome._meta.get_field("entity_id").max_length
+    if max_length is not None and len(entity_id) > max_length:
         raise _Rejected("entity_id is longer than 200 characters")
     prediction_id = _prediction_id(raw.get("prediction_id"))
     if not entity_id and prediction_id is None:
@@ -176,7 +177,8 @@ def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
             raise _Rejected(f"outcome must not be negative for customer_lifetime_value, got {number:g}")
         return number
     text = normalise_label_text(value)
-    positives = [normalise_label_text(item) for item in (dataset.positive_values if dataset else [])]
+    positive_values = dataset.positive_values if dataset is not None else []
+    positives = [normalise_label_text(item) for item in positive_values]
     negatives = (dataset.source_config or {}).get("negative_values") if dataset is not None else None
     if positives and negatives:
         # Read from a data source: its statuses say converted, not converted, or still open.
@@ -185,16 +187,16 @@ def _label(value: Any, *, model_type: str, dataset: Dataset | None) -> float:
         if text in KNOWN_NEGATIVE or text in {normalise_label_text(item) for item in negatives}:
             return 0.0
         raise _Rejected(
-            f"outcome {value!r} is neither one of this tenant's positive_values {dataset.positive_values} nor "
+            f"outcome {value!r} is neither one of this tenant's positive_values {positive_values} nor "
             f"a negative one {negatives} (an open status is no outcome yet)"
         )
-    if positives:
+    if dataset is not None and positives:
         if text in positives:
             return 1.0
         if text in KNOWN_NEGATIVE or text in _target_values(dataset):
             return 0.0
         raise _Rejected(
-            f"outcome {value!r} is neither one of this tenant's positive_values {dataset.positive_values} nor "
+            f"outcome {value!r} is neither one of this tenant's positive_values {positive_values} nor "
             "a value its training data uses for no conversion (or no/false/0/lost)"
         )
     if text in KNOWN_POSITIVE:
@@ -213,6 +215,7 @@ def _target_values(dataset: Dataset) -> set[str]:
     if cached is None:
         values = dataset_target_values(dataset=dataset, limit=TARGET_VALUES_LIMIT)
         cached = {text for text in map(normalise_label_text, values) if text is not None}
+        # A cache for this request's items on the instance, not a field: django-stubs knows no such attribute.
         dataset._target_values = cached  # type: ignore[attr-defined]
     return cached
 

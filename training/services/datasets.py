@@ -20,7 +20,7 @@ from leadml.ml.errors import DataError, RecordsError
 from leadml.ml.nested import flatten_records
 from leadml.ml.quality import quality_report
 from leadml.ml.targets import check_trainable, encode_target, normalise_label_text
-from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, read_transactions, training_table
+from leadml.ml.transactions import FEATURE_DESCRIPTIONS, TransactionColumns, TransactionLog, read_transactions, training_table
 from leadml.ml.transactions import TARGET_NAME as TRANSACTION_TARGET
 from leadml.ml.types import CUSTOMER_LIFETIME_VALUE
 from training.models import Dataset, DataSource, DatasetRow, TrainingJob
@@ -104,10 +104,9 @@ def dataset_create(
         rows, target=target, model_type=model_type, positive_values=positive_values, negative_values=negative_values
     )
     _trainable_check(labels, model_type=model_type)
-    # The service built a transaction table's columns from purchases before the cut-off: they cannot leak.
-    from_transactions = kind == Dataset.Kind.TRANSACTIONS or (source_config or {}).get("source_kind") == "transactions"
-    trusted = FEATURE_DESCRIPTIONS if from_transactions else ()
-    report = quality_report(frame.drop(columns=[target]), labels, model_type=model_type, trusted=trusted)
+    report = _upload_quality_report(
+        frame, labels, target=target, model_type=model_type, kind=kind, source_config=source_config
+    )
     dataset = Dataset(
         tenant=tenant,
         model_type=model_type,
@@ -124,16 +123,7 @@ def dataset_create(
         status=Dataset.Status.LOADING,
         data_source=data_source,
     )
-    dataset.full_clean()
-    _stale_loads_delete(tenant=tenant)
-    dataset.save()
-    try:
-        _rows_write(dataset, rows, labels)
-        Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.READY)
-    except BaseException:
-        Dataset.objects.filter(pk=dataset.pk).delete()
-        raise
-    dataset.status = Dataset.Status.READY
+    _dataset_store(dataset, rows, labels)
     logger.info(
         "dataset_created id=%s tenant=%s model_type=%s rows=%s labelled=%s",
         dataset.id,
@@ -143,6 +133,43 @@ def dataset_create(
         dataset.labelled_row_count,
     )
     return dataset
+
+
+def _upload_quality_report(
+    frame: pd.DataFrame,
+    labels: pd.Series,
+    *,
+    target: str,
+    model_type: str,
+    kind: str,
+    source_config: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The quality report of a new dataset, computed before anything is written.
+
+    A transaction table's columns (from a log upload or a transaction source) are trusted:
+    the service built them from purchases before the cut-off, so they cannot leak.
+    """
+    from_transactions = kind == Dataset.Kind.TRANSACTIONS or (source_config or {}).get("source_kind") == "transactions"
+    trusted = FEATURE_DESCRIPTIONS if from_transactions else ()
+    return quality_report(frame.drop(columns=[target]), labels, model_type=model_type, trusted=trusted)
+
+
+def _dataset_store(dataset: Dataset, rows: list[dict[str, Any]], labels: pd.Series) -> None:
+    """Save a new dataset `loading`, write its rows, then mark it `ready`; all rows or none.
+
+    Nothing reads a `loading` dataset, so the rows can go in short transactions (SQLite's
+    one write lock is never held long); a failure on the way deletes what was written.
+    """
+    dataset.full_clean()
+    _stale_loads_delete(tenant=dataset.tenant)
+    dataset.save()
+    try:
+        _rows_write(dataset, rows, labels)
+        Dataset.objects.filter(pk=dataset.pk).update(status=Dataset.Status.READY)
+    except BaseException:
+        Dataset.objects.filter(pk=dataset.pk).delete()
+        raise
+    dataset.status = Dataset.Status.READY
 
 
 def _trainable_check(labels: pd.Series, *, model_type: str) -> None:
@@ -261,34 +288,10 @@ def transactions_dataset_create(
     Features are as of `calibration_end`; the target is each customer's net spend over
     the following `horizon_days` (refunds and cancellations netted).
     """
-    if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
-        raise PayloadTooLargeError(
-            f"{len(rows)} transactions exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
-            details={"rows": ["too many rows"]},
-        )
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    for field, column in (("customer_column", customer_column), ("date_column", date_column),
-                          ("amount_column", amount_column)):
-        if column not in columns:
-            raise ApplicationError(
-                f"{field} '{column}' is not a column of the log; columns are: {', '.join(columns)}",
-                details={field: [f"column '{column}' not found"]},
-            )
-    frame = pd.DataFrame.from_records(rows, columns=columns)
-    try:
-        read = read_transactions(frame, TransactionColumns(customer_column, date_column, amount_column))
-        log = read.log
-        features, target = training_table(log, calibration_end=calibration_end, horizon_days=horizon_days)
-    except RecordsError as error:
-        # Every unreadable line named, so the tenant fixes the export once, not once per line.
-        details = {error.field or "rows": [error.message]}
-        for field_name, message in error.problems:
-            details.setdefault(field_name, []).append(message)
-        raise ApplicationError(error.message, details=details) from error
-    except DataError as error:
-        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
-    features[TRANSACTION_TARGET] = target
-    table = json.loads(features.to_json(orient="records"))
+    log_columns = TransactionColumns(customer_column, date_column, amount_column)
+    frame = _transaction_log_frame(rows, log_columns)
+    read, table = _transactions_table(frame, log_columns, calibration_end=calibration_end, horizon_days=horizon_days)
+    log = read.log
     source_config = {
         "customer_column": customer_column,
         "date_column": date_column,
@@ -316,6 +319,47 @@ def transactions_dataset_create(
         source_config=source_config,
         data_source=data_source,
     )
+
+
+def _transaction_log_frame(rows: list[dict[str, Any]], log_columns: TransactionColumns) -> pd.DataFrame:
+    """A transaction log's rows as a frame, refused when too long or without the three named
+    columns (each missing one named with the columns there are, so the tenant fixes the map)."""
+    if len(rows) > settings.LEADML_MAX_UPLOAD_ROWS:
+        raise PayloadTooLargeError(
+            f"{len(rows)} transactions exceed the limit of {settings.LEADML_MAX_UPLOAD_ROWS} rows per upload",
+            details={"rows": ["too many rows"]},
+        )
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    for field, column in (("customer_column", log_columns.customer), ("date_column", log_columns.date),
+                          ("amount_column", log_columns.amount)):
+        if column not in columns:
+            raise ApplicationError(
+                f"{field} '{column}' is not a column of the log; columns are: {', '.join(columns)}",
+                details={field: [f"column '{column}' not found"]},
+            )
+    return pd.DataFrame.from_records(rows, columns=columns)
+
+
+def _transactions_table(
+    frame: pd.DataFrame, log_columns: TransactionColumns, *, calibration_end: date, horizon_days: int
+) -> tuple[TransactionLog, list[dict[str, Any]]]:
+    """The log read and the per-customer training table (target included) as JSON rows.
+
+    The ML core's errors become the API's; every unreadable line is named, so the tenant
+    fixes the export once, not once per line.
+    """
+    try:
+        read = read_transactions(frame, log_columns)
+        features, target = training_table(read.log, calibration_end=calibration_end, horizon_days=horizon_days)
+    except RecordsError as error:
+        details = {error.field or "rows": [error.message]}
+        for field_name, message in error.problems:
+            details.setdefault(field_name, []).append(message)
+        raise ApplicationError(error.message, details=details) from error
+    except DataError as error:
+        raise ApplicationError(error.message, details={error.field or "rows": [error.message]}) from error
+    features[TRANSACTION_TARGET] = target
+    return read, json.loads(features.to_json(orient="records"))
 
 
 def training_tenant_delete(*, tenant: str) -> dict[str, int]:

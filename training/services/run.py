@@ -280,37 +280,6 @@ def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> 
     result.report["promotion"] = decision.as_dict()
     progress("register", 98)
     data, sha256 = dump_bytes(result.bundle)
-
-    def record_artifact(path: str) -> None:
-        # On the job before the file exists: whoever takes over a run killed while
-        # writing it (or before registering it) knows which file to remove.
-        if not progress.mine().filter(cancel_requested=False).update(artifact_path=path, heartbeat_at=timezone.now()):
-            raise JobCancelled()
-
-    def mark_succeeded(model_version: ModelVersion) -> None:
-        progress.log.append({"at": timezone.now().isoformat(), "step": "succeeded", "percent": 100})
-        updated = progress.mine().filter(cancel_requested=False).update(
-            status=Status.SUCCEEDED,
-            model_version=model_version,
-            progress_step="succeeded",
-            progress_percent=100,
-            finished_at=timezone.now(),
-            log=progress.log,
-        )
-        if not updated:
-            raise JobCancelled()  # rolls the registration back
-
-    fields = {
-        "metrics": result.metrics,
-        "cross_validation": result.cross_validation.__dict__,
-        "params": result.best_params,
-        "feature_schema": result.bundle.schema.as_dict(),
-        "feature_importance": [list(pair) for pair in result.feature_importance],
-        "explanation_method": result.explanation_method,
-        "training_report": result.report,
-        "training_config": job.training_config,
-        "trained_rows": result.report["labelled_rows"],
-    }
     model_version = model_version_register(
         tenant=job.tenant,
         model_type=job.model_type,
@@ -318,12 +287,12 @@ def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> 
         algorithm=result.algorithm,
         artifact_bytes=data,
         artifact_sha256=sha256,
-        fields=fields,
+        fields=_version_fields(job, result),
         actor=job.requested_by or "training job",
         promote_reason=f"automatic promotion: {decision.reason}" if decision.promote else None,
         promote_over=champion_pk,
-        on_registered=mark_succeeded,
-        on_artifact_path=record_artifact,
+        on_registered=lambda version: _mark_succeeded(progress, version),
+        on_artifact_path=lambda path: _record_artifact(progress, path),
     )
     main_key = "roc_auc" if result.bundle.classification else "r2"
     logger.info(
@@ -336,6 +305,44 @@ def _register(job: TrainingJob, result: TrainResult, progress: _JobProgress) -> 
     )
     return model_version
 
+
+def _version_fields(job: TrainingJob, result: TrainResult) -> dict[str, Any]:
+    """The stored fields of the version a run registers: what the card, the registry and
+    a later comparison read back without loading the artifact."""
+    return {
+        "metrics": result.metrics,
+        "cross_validation": result.cross_validation.__dict__,
+        "params": result.best_params,
+        "feature_schema": result.bundle.schema.as_dict(),
+        "feature_importance": [list(pair) for pair in result.feature_importance],
+        "explanation_method": result.explanation_method,
+        "training_report": result.report,
+        "training_config": job.training_config,
+        "trained_rows": result.report["labelled_rows"],
+    }
+
+
+def _record_artifact(progress: _JobProgress, path: str) -> None:
+    """Put the artifact's path on the job before the file exists: whoever takes over a run
+    killed while writing it (or before registering it) knows which file to remove."""
+    if not progress.mine().filter(cancel_requested=False).update(artifact_path=path, heartbeat_at=timezone.now()):
+        raise JobCancelled()
+
+
+def _mark_succeeded(progress: _JobProgress, model_version: ModelVersion) -> None:
+    """Mark the job succeeded inside the registration's transaction, so a job never succeeds
+    without its version; a cancelled or taken-over run raises and rolls the registration back."""
+    progress.log.append({"at": timezone.now().isoformat(), "step": "succeeded", "percent": 100})
+    updated = progress.mine().filter(cancel_requested=False).update(
+        status=Status.SUCCEEDED,
+        model_version=model_version,
+        progress_step="succeeded",
+        progress_percent=100,
+        finished_at=timezone.now(),
+        log=progress.log,
+    )
+    if not updated:
+        raise JobCancelled()  # rolls the registration back
 
 
 def _finish(job_id: Any, status: str, progress: _JobProgress, *, error: str) -> bool:

@@ -233,45 +233,67 @@ def source_dataset_pull(*, source: DataSource, tenant: str) -> Dataset:
     name = f"{source.name} {read.read_at:%Y-%m-%d %H:%M:%S}"
     origin = f"data source {source.name}"
     if source.kind == DataSource.Kind.TRANSACTIONS:
-        missing = [column for column in TRANSACTION_COLUMNS if column not in read.columns]
-        if missing:
-            raise SourceError(
-                f"data source '{source.name}': a transaction query must return customer_id, date and amount; "
-                f"missing {', '.join(missing)}"
-            )
-        dataset = transactions_dataset_create(
-            tenant=tenant,
-            name=name,
-            rows=read.rows,
-            customer_column="customer_id",
-            date_column="date",
-            amount_column="amount",
-            calibration_end=(read.read_at - timedelta(days=source.horizon_days)).date(),
-            horizon_days=source.horizon_days,
-            source_filename=origin,
-            kind=Dataset.Kind.SOURCE,
-            extra_source_config=recorded,
-            data_source=source,
+        dataset = _transactions_dataset_pull(
+            source=source, tenant=tenant, read=read, name=name, origin=origin, recorded=recorded
         )
     else:
-        dataset = dataset_create(
-            tenant=tenant,
-            model_type=source.model_type,
-            name=name,
-            target=source.target_column,
-            rows=read.rows,
-            positive_values=list(source.positive_values) or None,
-            negative_values=list(source.negative_values) or None,
-            source_filename=origin,
-            kind=Dataset.Kind.SOURCE,
-            source_config={**recorded, "negative_values": list(source.negative_values)},
-            data_source=source,
+        dataset = _records_dataset_pull(
+            source=source, tenant=tenant, read=read, name=name, origin=origin, recorded=recorded
         )
     logger.info(
         "data_source_pulled source=%s tenant=%s dataset=%s rows=%s labelled=%s",
         source.name, tenant, dataset.pk, dataset.row_count, dataset.labelled_row_count,
     )
     return dataset
+
+
+def _transactions_dataset_pull(
+    *, source: DataSource, tenant: str, read: SourceRead, name: str, origin: str, recorded: dict[str, Any]
+) -> Dataset:
+    """A transaction source's rows as an uploaded purchase log would be stored: the query
+    must name the three columns the per-customer table is built from, and the calibration
+    ends the source's horizon before the read."""
+    missing = [column for column in TRANSACTION_COLUMNS if column not in read.columns]
+    if missing:
+        raise SourceError(
+            f"data source '{source.name}': a transaction query must return customer_id, date and amount; "
+            f"missing {', '.join(missing)}"
+        )
+    return transactions_dataset_create(
+        tenant=tenant,
+        name=name,
+        rows=read.rows,
+        customer_column="customer_id",
+        date_column="date",
+        amount_column="amount",
+        calibration_end=(read.read_at - timedelta(days=source.horizon_days)).date(),
+        horizon_days=source.horizon_days,
+        source_filename=origin,
+        kind=Dataset.Kind.SOURCE,
+        extra_source_config=recorded,
+        data_source=source,
+    )
+
+
+def _records_dataset_pull(
+    *, source: DataSource, tenant: str, read: SourceRead, name: str, origin: str, recorded: dict[str, Any]
+) -> Dataset:
+    """A records source's rows as an uploaded table would be stored, labelled by the
+    source's positive and negative values (the negatives kept in its config: outcomes
+    posted later are labelled by them too, an open status refused)."""
+    return dataset_create(
+        tenant=tenant,
+        model_type=source.model_type,
+        name=name,
+        target=source.target_column,
+        rows=read.rows,
+        positive_values=list(source.positive_values) or None,
+        negative_values=list(source.negative_values) or None,
+        source_filename=origin,
+        kind=Dataset.Kind.SOURCE,
+        source_config={**recorded, "negative_values": list(source.negative_values)},
+        data_source=source,
+    )
 
 
 # --- sources from the environment ---------------------------------------------------

@@ -168,6 +168,20 @@ def serving_thread_env() -> dict[str, str]:
     return {name: os.environ.get(name, count) for name in NATIVE_THREAD_VARIABLES}
 
 
+def _options_check(*, port: int, workers: int, threads: int, timeout: int, stop_timeout: float) -> None:
+    """Refuse impossible options before anything starts, naming the option and its value."""
+    if not 0 < port < 65536:
+        raise CommandError(f"--port must be between 1 and 65535, not {port}.")
+    if workers < 1:
+        raise CommandError(f"--workers must be at least 1, not {workers}.")
+    if threads < 1:
+        raise CommandError(f"--threads must be at least 1, not {threads}.")
+    if timeout < 1:
+        raise CommandError(f"--timeout must be at least 1, not {timeout}.")
+    if stop_timeout <= 0:
+        raise CommandError("--stop-timeout must be positive.")
+
+
 class Command(BaseCommand):
     help = (
         "Serve the API (gunicorn, or Django's autoreloading server with --reload) and run "
@@ -235,16 +249,7 @@ class Command(BaseCommand):
         self._dev = bool(options["dev"])
         stop_timeout: float = options["stop_timeout"]
         access_log: bool = options["access_log"]
-        if not 0 < port < 65536:
-            raise CommandError(f"--port must be between 1 and 65535, not {port}.")
-        if workers < 1:
-            raise CommandError(f"--workers must be at least 1, not {workers}.")
-        if threads < 1:
-            raise CommandError(f"--threads must be at least 1, not {threads}.")
-        if timeout < 1:
-            raise CommandError(f"--timeout must be at least 1, not {timeout}.")
-        if stop_timeout <= 0:
-            raise CommandError("--stop-timeout must be positive.")
+        _options_check(port=port, workers=workers, threads=threads, timeout=timeout, stop_timeout=stop_timeout)
 
         # IPv6 literals need brackets in "host:port" for both gunicorn and runserver.
         address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
@@ -258,15 +263,7 @@ class Command(BaseCommand):
         children = [web]
         if with_worker:
             children.append(Child("qcluster", [sys.executable, manage_py, "qcluster"], restartable=True))
-
-        if with_worker:
-            # The worker's scheduler evaluates retraining triggers and reaps lost jobs at
-            # the configured intervals.
-            monitoring_schedule_ensure()
-            job_reaper_schedule_ensure()
-            source_sync_schedule_ensure()
-            data_sources_load_settings()
-            self._reap_lost_jobs()
+            self._worker_prepare()
         static_files_ensure()
 
         failed: Child | None = None
@@ -277,17 +274,7 @@ class Command(BaseCommand):
             env = self._child_env()
             for child in children:
                 child.start(env, Path(settings.BASE_DIR))
-            server = (
-                "runserver, autoreload"
-                if reload
-                else f"gunicorn, {workers} worker{'s' * (workers > 1)} × {threads} thread{'s' * (threads > 1)}"
-            )
-            job_worker = "running (qcluster)" if with_worker else "not started (--no-worker)"
-            mode = "; DEBUG on (--dev)" if self._dev or settings.DEBUG else ""
-            self.stdout.write(f"leadml serving on http://{address}/ ({server}); job worker {job_worker}{mode}")
-            # Children write to the same stdout; without a flush this line could appear
-            # after theirs when stdout is a pipe (Docker logs, CI).
-            self.stdout.flush()
+            self._serving_announce(address, reload=reload, workers=workers, threads=threads, with_worker=with_worker)
             failed = self._supervise(children, env, Path(settings.BASE_DIR))
         finally:
             # Also reached on errors (e.g. the second child failing to start): never leave
@@ -304,6 +291,32 @@ class Command(BaseCommand):
                 # exit is still a failure of the service.
                 returncode=code if code and code > 0 else 1,
             )
+
+    def _worker_prepare(self) -> None:
+        """Before the job worker starts: its schedules exist, the configured data sources
+        are loaded, and jobs an earlier worker lost are queued again or ended."""
+        # The worker's scheduler evaluates retraining triggers and reaps lost jobs at
+        # the configured intervals.
+        monitoring_schedule_ensure()
+        job_reaper_schedule_ensure()
+        source_sync_schedule_ensure()
+        data_sources_load_settings()
+        self._reap_lost_jobs()
+
+    def _serving_announce(self, address: str, *, reload: bool, workers: int, threads: int, with_worker: bool) -> None:
+        """One line saying where and how the service runs (the children are started by
+        then), flushed so that their own output cannot overtake it."""
+        server = (
+            "runserver, autoreload"
+            if reload
+            else f"gunicorn, {workers} worker{'s' * (workers > 1)} × {threads} thread{'s' * (threads > 1)}"
+        )
+        job_worker = "running (qcluster)" if with_worker else "not started (--no-worker)"
+        mode = "; DEBUG on (--dev)" if self._dev or settings.DEBUG else ""
+        self.stdout.write(f"leadml serving on http://{address}/ ({server}); job worker {job_worker}{mode}")
+        # Children write to the same stdout; without a flush this line could appear
+        # after theirs when stdout is a pipe (Docker logs, CI).
+        self.stdout.flush()
 
     def _gunicorn_argv(
         self, address: str, workers: int, threads: int, timeout: int, stop_timeout: float, access_log: bool
