@@ -239,7 +239,8 @@ def training_job(
         model_type=model_type,
         algorithm=algorithm,
         model_name=model_name,
-        training_config={"cv_folds": 3} if training_config is None else training_config,
+        # Stored as the service stores it: canonical (training.config).
+        training_config=job_config_parse({"cv_folds": 3} if training_config is None else training_config).as_dict(),
         requested_by=requested_by,
         **fields,
     )
