@@ -1,7 +1,8 @@
 """Monitoring events from what other apps announce (registry.signals, training.signals); schedules after migrate.
 
 The apps below monitoring send these signals explicitly from their services; a signal,
-not a call, because the layers run one way (README, "Architecture").
+not a call, because the layers run one way (README, "Architecture"). The schedules are
+ensured after `migrate` for the reason training/receivers.py gives.
 """
 from __future__ import annotations
 

@@ -1,4 +1,10 @@
-"""What the training app does when others act: migrations ensure the reaper's schedule and load the data sources."""
+"""After `migrate`: the reaper's schedule ensured and the operator's data sources loaded.
+
+A post_migrate receiver, not an explicit call: these rows must exist wherever the schema
+does (every deployment's `migrate`, every test database), and the data sources follow
+LEADML_DATA_SOURCES, which changes without a migration. Both calls are idempotent; `serve`
+ensures the schedules again at start.
+"""
 from __future__ import annotations
 
 from typing import Any
