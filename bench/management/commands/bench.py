@@ -17,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from bench.report import report_lines
 from bench.scoring import run_bench
 from bench.types import BENCH_TENANT, BenchConfig, BenchError
+from leadml.api.serving import serving_process_tune
 
 
 def _client_counts(value: str) -> tuple[int, ...]:
@@ -69,6 +70,8 @@ class Command(BaseCommand):
             workers=options["workers"],
             tenant=options["tenant"],
         )
+        # The in-process figures are taken as a serving process would score.
+        serving_process_tune()
         try:
             figures = run_bench(config, log=self.stderr.write)
         except BenchError as error:
