@@ -4,7 +4,8 @@ PostgreSQL: a few rows (a `/predict`) go in with one `INSERT ... RETURNING id`, 
 round trip and atomic by itself. More rows: the ids are drawn from the table's sequence
 in one query, then the rows go in through COPY (psycopg 3), several times faster than a
 multi-row INSERT for 10,000 predictions. The rows are sent as COPY text built here: JSON from orjson, the fields a
-batch shares formatted once, so no value is adapted one at a time by psycopg. Other
+batch shares formatted once, so no value is adapted one at a time by psycopg. SQLite:
+one `executemany` of rows adapted here, the ids read from the last one. Other
 databases: `bulk_create`.
 
 A scoring request's predictions share everything but their record (`PredictionBatch`);
@@ -111,6 +112,8 @@ def predictions_insert(rows: Sequence[PredictionRow] | PredictionBatch) -> list[
     with transaction.atomic():
         if connection.vendor == "postgresql":
             return _copy(rows)
+        if connection.vendor == "sqlite" and isinstance(rows, PredictionBatch):
+            return _sqlite_insert(rows)
         records = rows.rows() if isinstance(rows, PredictionBatch) else rows
         created = Prediction.objects.bulk_create([Prediction(**row.__dict__) for row in records], batch_size=2000)
     if created[0].pk is not None:
@@ -135,6 +138,42 @@ def _copy(rows: Sequence[PredictionRow] | PredictionBatch) -> list[int]:
             for chunk in _chunks(lines, COPY_CHUNK_ROWS):
                 copy.write(chunk)
     return ids
+
+
+def _sqlite_insert(batch: PredictionBatch) -> list[int]:
+    """One `executemany` of rows adapted here; call inside the transaction.
+
+    `bulk_create` adapts every field of every row through the ORM and `json.dumps`; here
+    the fields a batch shares are adapted once (as the ORM would: the UUID as hex, the
+    time as UTC text) and the JSON comes from orjson. The ids: a transaction that has
+    written holds SQLite's one write lock until it ends, so the rows took consecutive
+    ids, ending at the last one inserted.
+    """
+    fields = Prediction._meta
+    shared = (
+        batch.tenant,
+        batch.model_type,
+        batch.model_version_id,
+        fields.get_field("batch_id").get_db_prep_value(batch.batch_id, connection),
+        batch.source,
+        batch.latency_ms,
+        fields.get_field("created_at").get_db_prep_value(batch.created_at, connection),
+    )
+    tenant, model_type, version, batch_id, source, latency, created = shared
+    columns = _COPY_COLUMNS[1:]
+    statement = (
+        f'INSERT INTO "{fields.db_table}" ({", ".join(columns)}) VALUES ({", ".join(["%s"] * len(columns))})'
+    )
+    params = [
+        (tenant, model_type, version, entity_id, batch_id, source, _json_text(record), _json_text(output), value,
+         latency, created)
+        for entity_id, record, output, value in zip(batch.entity_ids, batch.inputs, batch.outputs, batch.values)
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(statement, params)
+        cursor.execute("SELECT last_insert_rowid()")
+        last = cursor.fetchone()[0]
+    return list(range(last - len(params) + 1, last + 1))
 
 
 def _insert_returning(rows: Sequence[PredictionRow] | PredictionBatch) -> list[int]:

@@ -1,4 +1,4 @@
-"""Bulk prediction storage: COPY on PostgreSQL, bulk_create elsewhere; ids in order, all or nothing."""
+"""Bulk prediction storage: COPY on PostgreSQL, executemany on SQLite; ids in order, all or nothing."""
 from __future__ import annotations
 
 import uuid
@@ -73,6 +73,18 @@ def test_ids_follow_on_after_ordinary_inserts():
     later = predictions_insert([_row(3, uuid.uuid4())])
 
     assert first[0] < created.pk < later[0]
+
+
+def test_batch_ids_are_the_rows_own_after_deletes_and_ordinary_inserts():
+    first = predictions_insert(_awkward_batch(3))
+    Prediction.objects.filter(pk=first[-1]).delete()  # the highest id gone: never handed out again
+    created = Prediction.objects.create(**{**_row(2, None).__dict__})
+    batch = _awkward_batch(40)
+    later = predictions_insert(batch)
+
+    assert first[-1] < created.pk < later[0]
+    stored = dict(Prediction.objects.filter(pk__in=later).values_list("pk", "entity_id"))
+    assert [stored[prediction_id] for prediction_id in later] == list(batch.entity_ids)
 
 
 # Text COPY's own characters (tab, newline, backslash, `\N`, `\.`), JSON's (quotes,
