@@ -6,7 +6,7 @@ API shows instead a keyed permutation of each number: an 8-round Feistel network
 52 bits (every id stays a safe JavaScript integer, below 2^53), keyed from
 LEADML_PUBLIC_ID_KEY, by default derived from SECRET_KEY. It is a bijection, so a public
 id maps back to exactly one prediction with no extra column or index, and it costs a
-few vectorised numpy operations per batch. Consecutive predictions get unrelated ids.
+few vectorised numpy operations per batch (plain integers for a few ids). Consecutive predictions get unrelated ids.
 
 Every host must share the key (they share SECRET_KEY); changing it changes every
 public id, so set LEADML_PUBLIC_ID_KEY explicitly before rotating SECRET_KEY.
@@ -28,6 +28,10 @@ MAX_ID = (1 << BITS) - 1
 # splitmix64's multipliers: a cheap, well-mixing round function.
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_WORD = (1 << 64) - 1
+# Up to this many ids, plain Python integers (the same arithmetic, modulo 2^64) beat
+# numpy's per-call overhead: a `/predict` numbers one prediction.
+SCALAR_MAX_IDS = 16
 
 
 @lru_cache(maxsize=4)
@@ -47,8 +51,28 @@ def _mix(half: np.ndarray, key: np.uint64) -> np.ndarray:
     return (value ^ (value >> np.uint64(31))) & HALF_MASK
 
 
+def _mix_int(half: int, key: int) -> int:
+    """`_mix` on one Python integer."""
+    value = half ^ key
+    value = ((value ^ (value >> 30)) * 0xBF58476D1CE4E5B9) & _WORD
+    value = ((value ^ (value >> 27)) * 0x94D049BB133111EB) & _WORD
+    return (value ^ (value >> 31)) & ((1 << HALF_BITS) - 1)
+
+
+def _public_id_int(internal: int, keys: Sequence[int]) -> int:
+    if not 0 <= internal <= MAX_ID:
+        raise OverflowError(f"prediction number beyond {MAX_ID}: widen the public id space")
+    left, right = internal >> HALF_BITS, internal & ((1 << HALF_BITS) - 1)
+    for key in keys:
+        left, right = right, left ^ _mix_int(right, key)
+    return (left << HALF_BITS) | right
+
+
 def public_ids(internal_ids: Sequence[int]) -> list[int]:
     """Return the public id of each prediction number."""
+    if len(internal_ids) <= SCALAR_MAX_IDS:
+        keys = [int(key) for key in _keys()]
+        return [_public_id_int(int(internal), keys) for internal in internal_ids]
     values = np.asarray(internal_ids, dtype=np.uint64)
     if len(values) and int(values.max()) > MAX_ID:
         raise OverflowError(f"prediction number beyond {MAX_ID}: widen the public id space")
@@ -63,9 +87,7 @@ def internal_id(public_id: int) -> int | None:
     """Return the prediction number behind a public id, or None for a number no id can be."""
     if not 0 <= public_id <= MAX_ID:
         return None
-    value = np.asarray([public_id], dtype=np.uint64)
-    left, right = value >> np.uint64(HALF_BITS), value & HALF_MASK
-    with np.errstate(over="ignore"):
-        for key in reversed(_keys()):
-            left, right = right ^ _mix(left, key), left
-    return int(((left << np.uint64(HALF_BITS)) | right)[0])
+    left, right = public_id >> HALF_BITS, public_id & ((1 << HALF_BITS) - 1)
+    for key in reversed(_keys()):
+        left, right = right ^ _mix_int(left, int(key)), left
+    return (left << HALF_BITS) | right

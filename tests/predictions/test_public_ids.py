@@ -1,11 +1,13 @@
 """Public prediction ids: a keyed permutation of the table's numbers, safe in JavaScript."""
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from predictions import public_ids as ids
 from predictions.models import Prediction
 from predictions.public_ids import MAX_ID, internal_id, public_ids
 from registry.models import ModelVersion
@@ -39,3 +41,12 @@ def test_answers_carry_public_ids_and_outcomes_take_them_back(api: APIClient, le
         {"prediction_id": numbers[0], "outcome": "won"},  # a table number is not an id
     ]}, format="json").json()
     assert answer["stored"] == 1 and [item["index"] for item in answer["rejected"]] == [1]
+
+
+def test_the_integer_path_gives_the_vectorised_ids() -> None:
+    rng = random.Random(7)
+    numbers = [0, 1, 2, ids.MAX_ID, ids.MAX_ID - 1, *(rng.randrange(ids.MAX_ID) for _ in range(500))]
+    vectorised = ids.public_ids(numbers)  # more than SCALAR_MAX_IDS: numpy
+    assert len(numbers) > ids.SCALAR_MAX_IDS
+    assert [ids.public_ids([number])[0] for number in numbers] == vectorised
+    assert [ids.internal_id(public) for public in vectorised] == numbers
