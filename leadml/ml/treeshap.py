@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -206,8 +207,12 @@ def tree_shapley(
     return None if game is None else game.shapley(records)
 
 
+@lru_cache(maxsize=MAX_PLAYERS + 1)
 def _weights(n_players: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tables [|A|, |B|] of (|A|−1)!|B|!/(|A|+|B|)! and |A|!(|B|−1)!/(|A|+|B|)! (0 where undefined)."""
+    """Tables [|A|, |B|] of (|A|−1)!|B|!/(|A|+|B|)! and |A|!(|B|−1)!/(|A|+|B|)! (0 where undefined).
+
+    Kept per player count (read-only): a game is built again whenever dates age the baseline.
+    """
     size = n_players + 1
     weights_a = np.zeros((size, size))
     weights_b = np.zeros((size, size))
@@ -218,4 +223,6 @@ def _weights(n_players: int) -> tuple[np.ndarray, np.ndarray]:
                 weights_a[a, b] = math.factorial(a - 1) * math.factorial(b) / total
             if b:
                 weights_b[a, b] = math.factorial(a) * math.factorial(b - 1) / total
+    weights_a.setflags(write=False)
+    weights_b.setflags(write=False)
     return weights_a, weights_b
