@@ -113,18 +113,9 @@ def job_config_parse(raw: Any) -> JobConfig:
         feature_options = resolve_feature_options(engineering)
     except ConfigError as error:
         raise ApplicationError(error.message, details={error.field or "training_config": [error.message]}) from error
-    features = data.get("features")
-    training = TrainingConfig(
-        features=tuple(features) if features else None,
-        preprocessing=preprocessing,
-        feature_options=feature_options,
-        allow_columns=tuple(data.get("allow_columns") or ()),
-        calibrate=data.get("calibrate", True),
-        time_budget_s=data.get("time_budget_s"),
-        param_grid=data.get("param_grid"),
-        cv_folds=data.get("cv_folds", 5),
-        test_size=data.get("test_size", 0.2),
-        random_state=data.get("random_state", 42),
+    # Checked now: the rest is rebuilt as a stored config is (one reading of every key).
+    training = TrainingConfig.from_dict(
+        {**data, "preprocessing": preprocessing, "feature_engineering": feature_options.request_dict()}
     )
     dataset_id = data.get("dataset_id")
     return JobConfig(
