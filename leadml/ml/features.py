@@ -47,7 +47,9 @@ def map_distinct(values: pd.Series, function: Callable[[Any], Any]) -> pd.Series
             if len(missing):
                 raw = values.to_numpy(dtype=object)
                 mapped[missing] = [function(value) for value in raw[missing]]
-            return pd.Series(mapped, index=values.index, dtype=object)
+            # Built from a list, as `map` builds its result: the same dtype inferred, so
+            # the same missing values (a None among texts reads as NaN, as after `map`).
+            return pd.Series(mapped.tolist(), index=values.index).astype(object)
     return values.map(function).astype(object)
 
 
@@ -99,7 +101,7 @@ def resolve_feature_options(raw: Mapping[str, Any] | None) -> FeatureOptions:
             values[key] = raw[key]
     if "skew_threshold" in raw:
         threshold = raw["skew_threshold"]
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or threshold < 0:
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold < 1e300:
             raise ConfigError(
                 "feature_engineering.skew_threshold must be a number >= 0", field="feature_engineering.skew_threshold"
             )

@@ -14,21 +14,34 @@ def _described(value: Any) -> str:
     return f"{type(value).__name__}:{value!r}"
 
 
+def _text_or_none(value: Any) -> str | None:
+    """As the features' `_as_text`: None for missing and blank values."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def _flag(value: Any) -> float:
+    return float(value.startswith("V")) if isinstance(value, str) else np.nan
+
+
 @pytest.mark.parametrize(
     "values",
     [
-        ["VP Sales", "CTO", None, "VP Sales", np.nan, "cto", " CTO "] * 40,  # text with missing values
+        ["VP Sales", "CTO", None, "VP Sales", np.nan, "cto", " CTO ", "  "] * 40,  # text, missing, blank
         [1, 1.0, True, "1", None] * 40,  # equal under hashing, not the same value: plain map
         ["a", "b", "c", "d"] * 10,  # too few rows for the distinct path
         [f"title {index}" for index in range(200)],  # all distinct
     ],
 )
-def test_the_result_is_series_map_exactly(values: list[Any]) -> None:
+@pytest.mark.parametrize("function", [_described, _text_or_none, _flag])
+def test_the_result_is_series_map_exactly(values: list[Any], function: Any) -> None:
     series = pd.Series(values, index=range(100, 100 + len(values)), dtype=object)
-    expected = series.map(_described).astype(object)
-    result = map_distinct(series, _described)
+    expected = series.map(function).astype(object)
+    result = map_distinct(series, function)
     assert result.dtype == object and result.index.equals(series.index)
-    assert result.tolist() == expected.tolist()
+    # NaN != NaN: compare missing positions, then the values elsewhere.
+    assert result.isna().tolist() == expected.isna().tolist()
+    assert [type(value) for value in result] == [type(value) for value in expected]
+    assert result[result.notna()].tolist() == expected[expected.notna()].tolist()
 
 
 def test_each_distinct_text_is_computed_once() -> None:
