@@ -4,11 +4,11 @@
   and threads already (leadml.management.commands.serve also sets the variables before
   start, for libraries loaded later).
 - The cyclic garbage collector: what the process loaded so far (Django, scikit-learn,
-  numpy, pandas) is never garbage, so it is frozen out of the collections, and the
-  youngest generation is collected every LEADML_SERVING_GC_THRESHOLD allocations rather
-  than every 700. A 10,000-row batch allocates millions of objects: with Python's
-  defaults about a fifth of its time went to collections that found nothing
-  (BENCHMARKS.md). 0 keeps Python's defaults.
+  numpy, pandas) is never garbage, so it is frozen out of the collections
+  (LEADML_SERVING_GC_FREEZE). A 10,000-row batch allocates millions of objects, and each
+  collection of the oldest generation walked the whole loaded app: about a fifth of the
+  batch's time (BENCHMARKS.md). The thresholds stay Python's: raising them measured no
+  better once the app is frozen, and would let cyclic garbage linger.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from threadpoolctl import threadpool_limits
 
 def serving_process_tune() -> None:
     threadpool_limits(settings.LEADML_SERVING_NATIVE_THREADS)
-    if settings.LEADML_SERVING_GC_THRESHOLD:
+    if settings.LEADML_SERVING_GC_FREEZE:
         gc.collect()
         gc.freeze()
-        gc.set_threshold(settings.LEADML_SERVING_GC_THRESHOLD, 50, 100)

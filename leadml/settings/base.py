@@ -75,9 +75,8 @@ REQUEST_TIMEOUT_SECONDS = env.int("LEADML_REQUEST_TIMEOUT_SECONDS", default=120)
 # Native (OpenMP/BLAS) threads per serving process: requests are parallel across the
 # processes and threads already; more native threads only fight over the cores.
 LEADML_SERVING_NATIVE_THREADS = env.int("LEADML_SERVING_NATIVE_THREADS", default=1)
-# Allocations between collections of the youngest GC generation in a serving process
-# (leadml/wsgi.py; Python's default is 700, 0 keeps Python's settings).
-LEADML_SERVING_GC_THRESHOLD = env.int("LEADML_SERVING_GC_THRESHOLD", default=50_000)
+# A serving process freezes what it loaded out of the garbage collector (leadml/api/serving.py).
+LEADML_SERVING_GC_FREEZE = env.bool("LEADML_SERVING_GC_FREEZE", default=True)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 # Gunicorn's access log, one line per request (`manage.py serve --access-log`). Off by
 # default: a line costs about 50-75 µs of CPU, some 2 % of the cheapest authenticated

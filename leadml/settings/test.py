@@ -19,3 +19,6 @@ Q_CLUSTER["sync"] = True
 # Tests without a database must be able to clear the cache too; the shared (database)
 # cache is exercised by the tests that say so (tests/registry/test_throttle.py).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# A test that imports leadml.wsgi (the fuzzing suite) must not freeze the test process's
+# garbage collector: served processes are tested for it (tests/reliability/test_serving_process.py).
+LEADML_SERVING_GC_FREEZE = False
