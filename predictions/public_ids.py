@@ -85,6 +85,7 @@ def public_ids(internal_ids: Sequence[int]) -> list[int]:
 
 def internal_id(public_id: int) -> int | None:
     """Return the prediction number behind a public id, or None for a number no id can be."""
+    public_id = int(public_id)
     if not 0 <= public_id <= MAX_ID:
         return None
     left, right = public_id >> HALF_BITS, public_id & ((1 << HALF_BITS) - 1)
