@@ -43,7 +43,7 @@ class TrainingConfigSerializer(serializers.Serializer):
     param_grid = serializers.DictField(required=False, allow_null=True)
     cv_folds = serializers.IntegerField(required=False, min_value=2, max_value=20)
     test_size = serializers.FloatField(required=False, min_value=0.05, max_value=0.5)
-    random_state = serializers.IntegerField(required=False, min_value=0)
+    random_state = serializers.IntegerField(required=False, min_value=0, max_value=2**32 - 1)  # a numpy seed
     feature_engineering = serializers.DictField(required=False)
     missing_values = serializers.ListField(
         child=serializers.JSONField(), required=False, help_text="as feature_engineering.missing_values"

@@ -308,6 +308,14 @@ def _canonical_preprocessing(options: dict[str, Any]) -> dict[str, Any]:
     return canonical
 
 
+def _finite(number: float) -> bool:
+    """A finite number a float holds (JSON allows integers of any length)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
+
+
 def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:
     """Return the full preprocessing config, refusing unknown options and values.
 
@@ -329,7 +337,7 @@ def resolve_preprocessing(options: dict[str, Any] | None) -> dict[str, Any]:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError("preprocessing.k must be a positive integer", field="preprocessing.k")
         elif key == "fill_value":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
                 raise ConfigError(
                     "preprocessing.fill_value must be a number (the value missing numbers become)",
                     field="preprocessing.fill_value",

@@ -51,6 +51,11 @@ def test_the_stored_form_names_every_option_and_parses_to_the_same_config() -> N
         ({"preprocessing": {"scaling": "cubic"}}, "preprocessing.scaling"),
         ({"feature_engineering": {"btyd_horizon_days": 30}}, "feature_engineering.btyd_horizon_days"),
         ({"n_jobs": 8}, "training_config.n_jobs"),  # the worker's setting, never the request's
+        # JSON integers of any length: refused by name, never an OverflowError (a 500).
+        ({"preprocessing": {"fill_value": 10**400}}, "preprocessing.fill_value"),
+        ({"feature_engineering": {"skew_threshold": 10**400}}, "feature_engineering.skew_threshold"),
+        ({"test_size": 10**400}, "training_config.test_size"),
+        ({"random_state": 2**32}, "training_config.random_state"),
     ],
 )
 def test_a_bad_option_is_refused_naming_it(raw: Any, field: str) -> None:
