@@ -18,7 +18,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.test_serve_command import BASE_DIR, _session_processes
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def session_processes(session_id: int) -> dict[int, str]:
+    """Live (non-zombie) processes in a session, as pid -> command line."""
+    found: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue  # exited while we looked
+        # The command name is in parentheses and may itself contain spaces or ")".
+        fields = stat[stat.rindex(")") + 2 :].split()
+        state, session = fields[0], int(fields[3])
+        if session == session_id and state != "Z":
+            found[int(entry.name)] = cmdline.strip()
+    return found
 
 
 def service_env(var_dir: Path, **extra: str) -> dict[str, str]:
@@ -71,7 +90,7 @@ class Service:
         return self.log_path.read_text(errors="replace")
 
     def processes(self) -> dict[int, str]:
-        return _session_processes(self.process.pid)
+        return session_processes(self.process.pid)
 
     def kill_all(self) -> None:
         """SIGKILL every process of the session: the whole service dies at once, as with `kill -9` of all."""

@@ -23,33 +23,14 @@ from typing import Any
 import pytest
 
 from demo.data import generate_leads
+from tests.reliability.processes import BASE_DIR, session_processes, service_env
 
-BASE_DIR = Path(__file__).resolve().parents[2]
 START_TIMEOUT_SECONDS = 30
 STOP_TIMEOUT_SECONDS = 30
 
 pytestmark = pytest.mark.skipif(
     not Path("/proc/self/stat").exists(), reason="finds leftover processes through Linux's /proc"
 )
-
-
-def _session_processes(session_id: int) -> dict[int, str]:
-    """Live (non-zombie) processes in a session, as pid -> command line."""
-    found: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
-            continue  # exited while we looked
-        # The command name is in parentheses and may itself contain spaces or ")".
-        fields = stat[stat.rindex(")") + 2 :].split()
-        state, session = fields[0], int(fields[3])
-        if session == session_id and state != "Z":
-            found[int(entry.name)] = cmdline.strip()
-    return found
 
 
 def _free_port() -> int:
@@ -79,32 +60,8 @@ def _port_closed(port: int) -> bool:
 
 @pytest.fixture(scope="module")
 def serve_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Environment for a `serve` subprocess, with a freshly migrated SQLite database."""
-    var_dir = tmp_path_factory.mktemp("serve")
-    env = dict(os.environ)
-    # The job broker must be the database we migrate here, not a Redis the caller uses.
-    env.pop("REDIS_URL", None)
-    env.update(
-        {
-            "DJANGO_SETTINGS_MODULE": "leadml.settings.base",
-            "DATABASE_URL": f"sqlite:///{var_dir / 'leadml.sqlite3'}",
-            "LEADML_VAR_DIR": str(var_dir),
-            "MODEL_DIR": str(var_dir / "models"),
-            # One of each keeps the test light on a two-core CI machine.
-            "WORKERS": "1",
-            "LEADML_JOB_WORKERS": "1",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput"],
-        cwd=BASE_DIR,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    return env
+    """Environment for a `serve` subprocess, with a freshly migrated SQLite database (one worker of each)."""
+    return service_env(tmp_path_factory.mktemp("serve"))
 
 
 class ServeProcess:
@@ -160,7 +117,7 @@ def start_serve(serve_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[
 
     # A failed test must not leave servers or workers running on the CI machine.
     for process in started:
-        leftovers = _session_processes(process.pid)
+        leftovers = session_processes(process.pid)
         for pid in leftovers:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -175,7 +132,7 @@ def _wait_for_session_empty(session_id: int, timeout: float = 15) -> dict[int, s
     # Grandchildren are reaped by their own parents a moment after the parent we waited
     # for has exited; give them that moment before calling them leftovers.
     deadline = time.monotonic() + timeout
-    while (leftovers := _session_processes(session_id)) and time.monotonic() < deadline:
+    while (leftovers := session_processes(session_id)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return leftovers
 
@@ -183,7 +140,7 @@ def _wait_for_session_empty(session_id: int, timeout: float = 15) -> dict[int, s
 def test_serve_stops_gunicorn_cleanly_on_sigint(start_serve: Callable[..., ServeProcess]) -> None:
     server = start_serve("--no-worker")
     server.wait_until_serving()
-    running = _session_processes(server.process.pid)
+    running = session_processes(server.process.pid)
     assert any("gunicorn" in cmdline for cmdline in running.values()), running
     assert not any("qcluster" in cmdline for cmdline in running.values()), running
 
@@ -203,7 +160,7 @@ def _wait_for_job_worker(server: ServeProcess) -> dict[int, str]:
     # The worker starts beside the server, not before it: wait for it to show up.
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while True:
-        running = _session_processes(server.process.pid)
+        running = session_processes(server.process.pid)
         if any("qcluster" in cmdline for cmdline in running.values()):
             break
         assert time.monotonic() < deadline, f"no qcluster process started:\n{server.log()}"
@@ -246,7 +203,7 @@ def _parent(pid: int) -> int | None:
 
 def _qcluster_leader(server: ServeProcess) -> int | None:
     """The qcluster serve started itself (its direct child), if one runs now."""
-    for pid, cmdline in _session_processes(server.process.pid).items():
+    for pid, cmdline in session_processes(server.process.pid).items():
         if "qcluster" in cmdline and _parent(pid) == server.process.pid:
             return pid
     return None
@@ -289,7 +246,7 @@ def test_serve_restarts_the_job_worker_when_it_dies_while_the_api_keeps_answerin
     while not re.search(r"Q Cluster \S+ \[\w+\] running\.", server.log().split(f"pid {second}")[-1]):
         assert time.monotonic() < deadline + START_TIMEOUT_SECONDS, f"the new qcluster never ran:\n{server.log()}"
         time.sleep(0.25)
-    workers = [pid for pid, cmdline in _session_processes(server.process.pid).items() if "qcluster" in cmdline]
+    workers = [pid for pid, cmdline in session_processes(server.process.pid).items() if "qcluster" in cmdline]
     assert workers and all(_descends_from(pid, second) for pid in workers), (first, second, workers)
 
     assert server.interrupt_and_wait() == 0, server.log()
@@ -384,7 +341,7 @@ def test_synchronous_train_outlives_the_worker_timeout_while_predict_answers(
     try:
         waiting.join(timeout=240)
     finally:
-        for pid in _session_processes(worker.pid):
+        for pid in session_processes(worker.pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
