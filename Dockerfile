@@ -27,6 +27,13 @@ COPY requirements.txt .
 RUN pip install --upgrade pip && pip install -r requirements.txt
 
 COPY . .
+# The C tree walks (leadml/ml/native.py), compiled in a throwaway layer step: the compiler
+# is removed in the same RUN, so the image keeps only the library.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && python -m leadml.ml.native \
+    && apt-get purge -y --auto-remove gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 
 ENV DJANGO_SETTINGS_MODULE=leadml.settings.production \
     LEADML_VAR_DIR=/app/var \

@@ -76,6 +76,7 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import get_tags
 
+from leadml.ml import native
 from leadml.ml.pipeline import EstimateRegressor
 from leadml.ml.types import ServingCheck
 
@@ -158,6 +159,9 @@ class TreeEnsemble:
 
     def leaves(self, values: np.ndarray) -> np.ndarray:
         """(records × trees) node id of the leaf each record reaches in each tree."""
+        reached_native = native.leaves(self, values)
+        if reached_native is not None:
+            return reached_native
         rows, trees = len(values), self.n_trees
         flat = values.ravel()
         has_missing = bool(np.isnan(flat).any())

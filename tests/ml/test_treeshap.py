@@ -18,7 +18,7 @@ from sklearn.ensemble import (
 )
 
 from demo.data import generate_customers, generate_leads
-from leadml.ml import treeshap
+from leadml.ml import native, treeshap
 from leadml.ml.bundle import ModelBundle
 from leadml.ml.compiled import CompiledScorer, TreeEnsemble, compile_scorer
 from leadml.ml.reasons import Explainer
@@ -84,6 +84,16 @@ def brute_force(
                 joined = tuple(True if index == player else taken for index, taken in enumerate(subset))
                 values[player] += weight * (worth[joined] - worth[subset])
     return values
+
+
+@pytest.fixture(autouse=True, params=["native", "numpy"])
+def tree_walk(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both walks: the C one (leadml.ml.native) and the numpy one it replaces."""
+    if request.param == "native":
+        assert native.available(), "the C tree walk did not build: see leadml.ml.native"
+    else:
+        monkeypatch.setattr(native, "_library", lambda: None)
+    return str(request.param)
 
 
 @pytest.fixture(scope="module", params=list(MODELS), ids=list(MODELS))
