@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from uuid import UUID
 
 import orjson
 from django.db import connection, transaction
+from psycopg.copy import QueuedLibpqWriter
 
 from predictions.models import Prediction
 
@@ -44,6 +46,8 @@ _COPY_COLUMNS = (
 INSERT_MAX_ROWS = 32
 # Rows per write to the COPY stream: the server parses one chunk while the next is built.
 COPY_CHUNK_ROWS = 1000
+# Above this many predictions, a batch is scored and stored part by part (`predictions_stream`).
+STREAM_MIN_ROWS = 2000
 _JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 _NULL = b"\\N"
 # COPY's text format: a backslash starts an escape, tab and newline end a field or row.
@@ -124,20 +128,76 @@ def predictions_insert(rows: Sequence[PredictionRow] | PredictionBatch) -> list[
 
 
 def _copy(rows: Sequence[PredictionRow] | PredictionBatch) -> list[int]:
-    table = Prediction._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)", [table, len(rows)]
-        )
-        ids = [row[0] for row in cursor.fetchall()]
+        ids = _ids_draw(cursor, len(rows))
         lines = _batch_lines(ids, rows) if isinstance(rows, PredictionBatch) else _row_lines(ids, rows)
-        # The psycopg cursor under Django's wrapper (COPY is psycopg 3's own API), with
-        # its errors raised as Django's (IntegrityError, DataError, ...).
-        statement = f'COPY "{table}" ({", ".join(_COPY_COLUMNS)}) FROM STDIN'
-        with connection.wrap_database_errors, cursor.cursor.copy(statement) as copy:
+        with _copy_open(cursor) as copy:
             for chunk in _chunks(lines, COPY_CHUNK_ROWS):
                 copy.write(chunk)
     return ids
+
+
+def _ids_draw(cursor: Any, count: int) -> list[int]:
+    cursor.execute(
+        "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+        [Prediction._meta.db_table, count],
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+@contextmanager
+def _copy_open(cursor: Any) -> Iterator[Any]:
+    """COPY into the log on the psycopg cursor under Django's wrapper (COPY is psycopg 3's own API).
+
+    Errors are raised as Django's (IntegrityError, DataError, ...). The queued writer sends
+    from a thread of its own, so the rows are built while the previous ones travel and the
+    server parses them on its own core.
+    """
+    statement = f'COPY "{Prediction._meta.db_table}" ({", ".join(_COPY_COLUMNS)}) FROM STDIN'
+    raw = cursor.cursor
+    with connection.wrap_database_errors, raw.copy(statement, writer=QueuedLibpqWriter(raw)) as copy:
+        yield copy
+
+
+class PredictionStream:
+    """The open COPY of `predictions_stream`: `write` a request's predictions part by part."""
+
+    def __init__(self, ids: list[int], copy: Any) -> None:
+        self._ids = ids
+        self._copy = copy
+        self.written = 0
+
+    def write(self, part: PredictionBatch) -> list[int]:
+        """Send these predictions on (stored when the stream closes); return their ids."""
+        ids = self._ids[self.written : self.written + len(part)]
+        if len(ids) != len(part):
+            raise ValueError(f"{self.written + len(part)} predictions written to a stream of {len(self._ids)}")
+        for chunk in _chunks(_batch_lines(ids, part), COPY_CHUNK_ROWS):
+            self._copy.write(chunk)
+        self.written += len(part)
+        return ids
+
+
+def streams(count: int) -> bool:
+    """Whether `predictions_stream` serves this many predictions (PostgreSQL, a large batch)."""
+    return connection.vendor == "postgresql" and count > STREAM_MIN_ROWS
+
+
+@contextmanager
+def predictions_stream(count: int) -> Iterator[PredictionStream]:
+    """Store `count` predictions written part by part while the caller computes the next part.
+
+    PostgreSQL only (`streams`). One transaction and one COPY: the ids are drawn first, the
+    parts go to the server as they come, and nothing is stored unless all `count` were
+    written and the block ends without an exception (which aborts the COPY and rolls back).
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        ids = _ids_draw(cursor, count)
+        with _copy_open(cursor) as copy:
+            stream = PredictionStream(ids, copy)
+            yield stream
+            if stream.written != count:
+                raise ValueError(f"{stream.written} of {count} predictions written: none stored")
 
 
 def _sqlite_insert(batch: PredictionBatch) -> list[int]:

@@ -33,15 +33,18 @@ from leadml.ml.rules import estimate_lifetime_value_by_rules, score_lead_by_rule
 from leadml.ml.bundle import RECORD_WARNING_FIELD
 from leadml.ml.transactions import CustomerFeatures, features_for_customers
 from leadml.ml.types import is_classification
+from leadml.ml.validation import PreparedRecords
 from predictions.models import Prediction
 from predictions.public_ids import public_ids
-from predictions.prediction_log import PredictionBatch, predictions_insert
+from predictions.prediction_log import PredictionBatch, predictions_insert, predictions_stream, streams
 from predictions.results import RecordOutput, ScoringResult
 from registry.cache import ArtifactUnusable, bundle_load, model_version_fallbacks_for_request, model_version_for_request
 from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 TOP_FEATURES = 10
+# Records scored, then sent to the database, at a time by `_model_score_streamed`.
+STREAM_PART_ROWS = 2000
 UNEXPLAINED_VERSION = "this version was trained before per-record reasons existed; retrain it to get them"
 
 
@@ -263,17 +266,30 @@ def predictions_make(
     records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
 
     result: ScoringResult | None = None
+    stored = False
     if bundle is not None and model_version is not None:
         _transactions_fit_check(model_version, bundle, original_records)
-        result, fallback_reason = _model_score(
-            model_version, bundle, records, stand_in=stand_in, explain=explain, batch=batch, fallback_reason=fallback_reason
-        )
+        if batch and streams(len(records)):
+            result, fallback_reason = _model_score_streamed(
+                tenant, model_version, bundle, records, resolved_entity_ids, stand_in=stand_in, explain=explain,
+                fallback_reason=fallback_reason,
+            )
+            stored = result is not None
+        else:
+            result, fallback_reason = _model_score(
+                model_version, bundle, records, stand_in=stand_in, explain=explain, batch=batch,
+                fallback_reason=fallback_reason,
+            )
     if result is None:
         # Flattened only now: most batches are scored by a model and never read them.
         result = _rules_outputs(model_type, flatten_records(rules_records), fallback_reason or "model unavailable")
 
     latency_ms = (time.perf_counter() - started) * 1000.0
-    _stored(tenant=tenant, result=result, records=records, entity_ids=resolved_entity_ids, latency_ms=latency_ms, batch=batch)
+    if not stored:
+        _stored(
+            tenant=tenant, result=result, records=records, entity_ids=resolved_entity_ids, latency_ms=latency_ms,
+            batch=batch,
+        )
     logger.info(
         "predictions_made tenant=%s model_type=%s version=%s source=%s count=%s latency_ms=%.2f",
         tenant, model_type, result.model_version.pk if result.model_version else None, result.source, len(records),
@@ -292,10 +308,15 @@ def _stored(
     batch: bool,
 ) -> None:
     """Log every answer (one transaction) and give each its public prediction id."""
-    result.prediction_ids = _store(
+    ids = _store(
         tenant=tenant, result=result, records=records, entity_ids=entity_ids, latency_ms=latency_ms / len(records),
         batch=batch,
     )
+    _ids_given(result, ids, entity_ids)
+
+
+def _ids_given(result: ScoringResult, prediction_ids: list[int], entity_ids: list[str]) -> None:
+    result.prediction_ids = prediction_ids
     result.entity_ids = entity_ids
     for output, prediction_id in zip(result.outputs, public_ids(result.prediction_ids)):
         output["prediction_id"] = prediction_id
@@ -334,22 +355,93 @@ def _model_score(
     fallback_reason: str | None,
 ) -> tuple[ScoringResult | None, str | None]:
     """The model's answers, or (None, why) when the model fails: the rules answer then."""
+    prepared = _prepared(bundle, records, batch=batch)
     try:
-        prepared = bundle.prepare(records)
+        return _model_answers(model_version, bundle, prepared, records, stand_in, explain, batch), fallback_reason
+    except _ModelFailed as failure:
+        return None, failure.reason
+
+
+class _ModelFailed(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _prepared(bundle: ModelBundle, records: Sequence[Mapping[str, Any]], *, batch: bool) -> PreparedRecords:
+    """The records checked against the model's schema; a 400 naming the field (and row) otherwise."""
+    try:
+        return bundle.prepare(records)
     except InputError as error:
         where = f"data[{error.row}]." if batch and error.row is not None else ""
         field_name = f"{where}{error.field}" if error.field else "data"
         raise ApplicationError(error.message, details={field_name: [error.message]}) from error
+
+
+def _model_answers(
+    model_version: ModelVersion,
+    bundle: ModelBundle,
+    prepared: PreparedRecords,
+    records: Sequence[Mapping[str, Any]],
+    stand_in: str | None,
+    explain: bool,
+    batch: bool,
+) -> ScoringResult:
+    """The model's answers to prepared records; _ModelFailed when the model cannot score them."""
     try:
         inputs = bundle.model_input(prepared)
         values, explained = _score(bundle, inputs, explain=explain, batch=batch)
     except Exception as error:  # a model that cannot score must not take the CRM down with it
         logger.exception("model_error version=%s", model_version.pk)
-        return None, f"model error: {error.__class__.__name__}"
+        raise _ModelFailed(f"model error: {error.__class__.__name__}") from error
     warnings = [[stand_in, *record] for record in prepared.warnings] if stand_in else prepared.warnings
     result = _model_outputs(model_version, bundle, values, warnings)
     if explain:
         _add_reasons(result.outputs, explained, records)
+    return result
+
+
+def _model_score_streamed(
+    tenant: str,
+    model_version: ModelVersion,
+    bundle: ModelBundle,
+    records: list[dict[str, Any]],
+    entity_ids: list[str],
+    *,
+    stand_in: str | None,
+    explain: bool,
+    fallback_reason: str | None,
+) -> tuple[ScoringResult | None, str | None]:
+    """Score a large batch part by part and store each part while the next is scored; one transaction.
+
+    The database parses and indexes one part on its own core while this process scores the
+    next, so storing costs little more than the last part. What is answered is what
+    `_model_score` then `_stored` would give, except each prediction's `latency_ms`: its
+    part's scoring time per record. A model failure in any part stores nothing: (None, why).
+    """
+    prepared = _prepared(bundle, records, batch=True)  # every record checked before any is stored
+    batch_id = uuid.uuid4()
+    parts: list[ScoringResult] = []
+    prediction_ids: list[int] = []
+    try:
+        with predictions_stream(len(records)) as stream:
+            for start in range(0, len(records), STREAM_PART_ROWS):
+                stop = start + STREAM_PART_ROWS
+                started = time.perf_counter()
+                part = _model_answers(
+                    model_version, bundle, prepared.slice(start, stop), records[start:stop], stand_in, explain, True
+                )
+                latency_ms = (time.perf_counter() - started) * 1000.0 / len(part.outputs)
+                rows = _log_rows(
+                    tenant, part, records[start:stop], entity_ids[start:stop], latency_ms=latency_ms, batch_id=batch_id
+                )
+                prediction_ids += stream.write(rows)
+                parts.append(part)
+    except _ModelFailed as failure:  # raised inside the stream: the COPY was aborted, nothing stored
+        return None, failure.reason
+    result = parts[0]
+    result.outputs = [output for part in parts for output in part.outputs]
+    _ids_given(result, prediction_ids, entity_ids)
     return result, fallback_reason
 
 
@@ -592,20 +684,33 @@ def _store(
     latency_ms: float,
     batch: bool,
 ) -> list[int]:
-    return predictions_insert(
-        PredictionBatch(
-            tenant=tenant,
-            model_type=result.model_type,
-            model_version_id=result.model_version.pk if result.model_version else None,
-            batch_id=uuid.uuid4() if batch else None,
-            source=result.source,
-            latency_ms=round(latency_ms, 3),
-            created_at=timezone.now(),
-            entity_ids=entity_ids,
-            inputs=records,
-            outputs=result.outputs,
-            values=_served_values(result),
-        )
+    rows = _log_rows(
+        tenant, result, records, entity_ids, latency_ms=latency_ms, batch_id=uuid.uuid4() if batch else None
+    )
+    return predictions_insert(rows)
+
+
+def _log_rows(
+    tenant: str,
+    result: ScoringResult,
+    records: Sequence[Mapping[str, Any]],
+    entity_ids: Sequence[str],
+    *,
+    latency_ms: float,
+    batch_id: uuid.UUID | None,
+) -> PredictionBatch:
+    return PredictionBatch(
+        tenant=tenant,
+        model_type=result.model_type,
+        model_version_id=result.model_version.pk if result.model_version else None,
+        batch_id=batch_id,
+        source=result.source,
+        latency_ms=round(latency_ms, 3),
+        created_at=timezone.now(),
+        entity_ids=entity_ids,
+        inputs=records,
+        outputs=result.outputs,
+        values=_served_values(result),
     )
 
 

@@ -74,6 +74,18 @@ class PreparedRecords:
     def __len__(self) -> int:
         return len(self.warnings)
 
+    def slice(self, start: int, stop: int) -> PreparedRecords:
+        """Records start..stop-1 (their rows or their column values, whichever is built), warnings included."""
+        part = slice(start, stop)
+        rows = self._rows[part] if self._rows is not None else None
+        values = None if rows is not None or self._values is None else {
+            name: column[part] for name, column in self._values.items()
+        }
+        frame_values = {name: column[part] for name, column in self._frame_values.items()} if values else None
+        return PreparedRecords(
+            warnings=self.warnings[part], columns=self.columns, rows=rows, values=values, frame_values=frame_values
+        )
+
     @property
     def rows(self) -> list[dict[str, Any]]:
         if self._rows is None:
