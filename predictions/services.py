@@ -416,17 +416,22 @@ def _model_score_streamed(
 
     The database parses and indexes one part on its own core while this process scores the
     next, so storing costs little more than the last part. What is answered is what
-    `_model_score` then `_stored` would give, except each prediction's `latency_ms`: its
-    part's scoring time per record. A model failure in any part stores nothing: (None, why).
+    `_model_score` then `_stored` would give (ages are taken at each part's scoring time),
+    and each prediction's `latency_ms` is its part's scoring time per record. A model
+    failure in any part stores nothing: (None, why). Nothing in the parts may query the
+    database: the connection is busy with the COPY until the stream closes.
     """
     prepared = _prepared(bundle, records, batch=True)  # every record checked before any is stored
     batch_id = uuid.uuid4()
+    # Parts of equal size, each over half of STREAM_PART_ROWS: every part takes the path the
+    # whole batch would (pandas and sklearn, not the small-input compiled forms).
+    size = math.ceil(len(records) / math.ceil(len(records) / STREAM_PART_ROWS))
     parts: list[ScoringResult] = []
     prediction_ids: list[int] = []
     try:
         with predictions_stream(len(records)) as stream:
-            for start in range(0, len(records), STREAM_PART_ROWS):
-                stop = start + STREAM_PART_ROWS
+            for start in range(0, len(records), size):
+                stop = start + size
                 started = time.perf_counter()
                 part = _model_answers(
                     model_version, bundle, prepared.slice(start, stop), records[start:stop], stand_in, explain, True

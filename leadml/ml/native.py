@@ -62,14 +62,23 @@ def build() -> Path:
     if compiler is None:
         raise OSError("no C compiler (cc or gcc) on PATH")
     with _BUILD_LOCK:
+        if target.exists():  # another thread built it meanwhile
+            return target
         descriptor, temporary = tempfile.mkstemp(prefix=".treewalk-", suffix=".so", dir=target.parent)
         os.close(descriptor)
         try:
-            completed = subprocess.run(
-                [compiler, *CFLAGS, "-o", temporary, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=120
-            )
+            try:
+                completed = subprocess.run(
+                    [compiler, *CFLAGS, "-o", temporary, str(SOURCE), "-lm"], capture_output=True, text=True,
+                    timeout=120,
+                )
+            except subprocess.SubprocessError as error:  # e.g. the timeout
+                raise OSError(f"{compiler}: {error}") from error
             if completed.returncode != 0:
                 raise OSError(f"{compiler} failed: {completed.stderr.strip()[:500]}")
+            # mkstemp's file is private (0600) and the linker keeps its mode: readable by
+            # every user, since the image builds as root and serves as another user.
+            os.chmod(temporary, 0o755)
             os.replace(temporary, target)
         finally:
             if os.path.exists(temporary):
@@ -192,8 +201,11 @@ def shapley(
         0.0 if ensemble.averaged else float(ensemble.offset), arrays.stack_size,
         out.ctypes.data, record_margins.ctypes.data, reference_margins.ctypes.data,
     )
-    if status != 0:
+    if status == -1:
         raise MemoryError("tree walk: stack allocation failed")
+    if status != 0:  # deeper than the ensemble's recorded depth: the numpy walk answers
+        logger.warning("native_trees_stack_exceeded depth=%s", ensemble.depth)
+        return None
     return out, record_margins, reference_margins
 
 
@@ -201,6 +213,7 @@ def main(argv: list[str]) -> int:
     """`python -m leadml.ml.native`: build the library (CI, scripts/run, the Dockerfile)."""
     try:
         path = build()
+        ctypes.CDLL(str(path))  # loads: what a serving process will do
     except OSError as error:
         print(f"leadml.ml.native: not built ({error}); the numpy tree walks will serve", file=sys.stderr)
         return 0 if "--optional" in argv else 1

@@ -45,8 +45,9 @@ typedef struct {
 /* For each record r: shapley[r * n_players + p] (margin units, before the link),
  * record_margins[r] (the leaves reached with B empty) and reference_margins[r] (A empty),
  * the offset added to both. weights_a and weights_b are (n_players + 1)^2 tables indexed
- * [|A| * (n_players + 1) + |B|]. stack_size must exceed the deepest tree's depth.
- * Returns 0, or -1 when the stack could not be allocated. */
+ * [|A| * (n_players + 1) + |B|]. stack_size must exceed the deepest tree's depth (a
+ * depth-first walk holds at most depth + 1 entries). Returns 0; -1 when the stack could
+ * not be allocated; -2 when a tree was deeper than stack_size allows (nothing overrun). */
 int tw_shapley(const double *values, int64_t rows, int64_t width,
                const int64_t *feature, const double *threshold, const uint8_t *missing_left,
                const int64_t *children, const uint8_t *is_leaf, const double *leaf_value,
@@ -80,6 +81,10 @@ int tw_shapley(const double *values, int64_t rows, int64_t width,
                     for (uint64_t bits = e.only_x; bits; bits &= bits - 1) out[__builtin_ctzll(bits)] += gain;
                     for (uint64_t bits = e.only_r; bits; bits &= bits - 1) out[__builtin_ctzll(bits)] -= loss;
                     continue;
+                }
+                if (top + 2 > stack_size) {
+                    free(stack);
+                    return -2;
                 }
                 int x_right = goes_right(record[feature[node]], threshold[node], missing_left[node]);
                 int r_right = reference_right[node];

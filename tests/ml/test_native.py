@@ -1,6 +1,7 @@
 """The C tree walks (leadml.ml.native) against the numpy walks they stand in for. No database."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -57,7 +58,26 @@ def numpy_walks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_the_library_builds_and_loads_here() -> None:
     assert native.available()
-    assert native.library_path().exists()
+    # Readable by everyone: the image builds it as root and serves as another user.
+    assert native.library_path().stat().st_mode & 0o444 == 0o444
+
+
+def test_a_tree_deeper_than_recorded_is_refused_not_overrun(
+    ensemble: TreeEnsemble, caplog: pytest.LogCaptureFixture
+) -> None:
+    shallow = dataclasses.replace(ensemble, depth=1)  # the C walk's stack: 3 entries
+    reference = matrix(1, seed=3)[0]
+    game = tree_game(shallow, reference, COLUMN_PLAYERS, PLAYERS)
+    assert game is not None
+    assert native.shapley(
+        shallow, matrix(5, seed=6), reference_right=game.reference_right, node_bits=game.node_bits,
+        n_players=PLAYERS, weights_a=game.weights_a, weights_b=game.weights_b,
+    ) is None
+    assert "native_trees_stack_exceeded" in caplog.text
+    walked = game.shapley(matrix(5, seed=6))  # the numpy walk answers instead, exactly as for the real depth
+    exact = tree_game(ensemble, reference, COLUMN_PLAYERS, PLAYERS).shapley(matrix(5, seed=6))  # type: ignore[union-attr]
+    assert walked is not None and exact is not None
+    assert np.allclose(walked.values, exact.values, rtol=0, atol=1e-12)
 
 
 def test_leaves_and_margins_are_the_numpy_walks_to_the_bit(
