@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from leadml.api.fields import ModelTypeField, UserIdField
+from leadml.api.fields import FieldsBuiltOnceSerializer, ModelTypeField, UserIdField
 from leadml.api.serializers import error_responses
 from predictions.serializers import PredictBatchResponseSerializer, PredictResponseSerializer
 from predictions.services import predictions_make
@@ -18,7 +18,7 @@ from leadml.api.authentication import tenant_authorize
 
 class PredictApi(APIView):
     @extend_schema_serializer(component_name="Predict")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FieldsBuiltOnceSerializer):
         model_type = ModelTypeField()
         user_id = UserIdField()
         model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
@@ -70,7 +70,7 @@ class RecordListField(serializers.ListField):
 
 class PredictBatchApi(APIView):
     @extend_schema_serializer(component_name="PredictBatch")
-    class InputSerializer(serializers.Serializer):
+    class InputSerializer(FieldsBuiltOnceSerializer):
         model_type = ModelTypeField()
         user_id = UserIdField()
         model_name = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
