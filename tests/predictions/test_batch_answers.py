@@ -15,7 +15,10 @@ from predictions.services import (
     _lead_outputs,
     _value_outputs,
     prediction_class,
+    prediction_classes,
     tier_for_percentile,
+    tiers_for_percentiles,
+    value_categories,
     value_category,
 )
 
@@ -142,3 +145,14 @@ def test_a_nul_in_a_field_name_is_named_as_the_walk_names_it(monkeypatch: pytest
 def test_a_clean_batch_passes_the_screen() -> None:
     assert leadml.api.records._records_pass_screen(crm_records(1000))
     assert _screened(crm_records(1000)) is None
+
+
+def test_a_few_values_get_the_figures_many_do() -> None:
+    """Below 16 values the answers come from the one-value functions, above from np.select: the same."""
+    many = np.array(EDGES * 3 + [150.0, 1000.0, 1000.5, 10000.0, 10001.0, 99.0, 90.0, 69.99])
+    assert len(many) >= 16
+    for index, value in enumerate(many.tolist()):
+        one = np.array([value])
+        assert prediction_classes(one) == [prediction_classes(many)[index]]
+        assert value_categories(one) == [value_categories(many)[index]]
+        assert tiers_for_percentiles(one * 100) == [tiers_for_percentiles(many * 100)[index]]
