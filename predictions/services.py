@@ -266,20 +266,13 @@ def predictions_make(
     records = flatten_records(records, keep=set(bundle.schema.names) if bundle is not None else ())
 
     result: ScoringResult | None = None
-    stored = False
+    stored = False  # large batches are stored while they are scored
     if bundle is not None and model_version is not None:
         _transactions_fit_check(model_version, bundle, original_records)
-        if batch and streams(len(records)):
-            result, fallback_reason = _model_score_streamed(
-                tenant, model_version, bundle, records, resolved_entity_ids, stand_in=stand_in, explain=explain,
-                fallback_reason=fallback_reason,
-            )
-            stored = result is not None
-        else:
-            result, fallback_reason = _model_score(
-                model_version, bundle, records, stand_in=stand_in, explain=explain, batch=batch,
-                fallback_reason=fallback_reason,
-            )
+        result, fallback_reason, stored = _model_score(
+            tenant, model_version, bundle, records, resolved_entity_ids, stand_in=stand_in, explain=explain,
+            batch=batch, fallback_reason=fallback_reason,
+        )
     if result is None:
         # Flattened only now: most batches are scored by a model and never read them.
         result = _rules_outputs(model_type, flatten_records(rules_records), fallback_reason or "model unavailable")
@@ -345,21 +338,34 @@ def _transactions_fit_check(model_version: ModelVersion, bundle: ModelBundle, or
 
 
 def _model_score(
+    tenant: str,
     model_version: ModelVersion,
     bundle: ModelBundle,
     records: list[dict[str, Any]],
+    entity_ids: list[str],
     *,
     stand_in: str | None,
     explain: bool,
     batch: bool,
     fallback_reason: str | None,
-) -> tuple[ScoringResult | None, str | None]:
-    """The model's answers, or (None, why) when the model fails: the rules answer then."""
+) -> tuple[ScoringResult | None, str | None, bool]:
+    """The model's answers and whether they are stored already, or (None, why, False) when the model fails.
+
+    The rules answer when the model fails. Large batches on PostgreSQL are stored as
+    they are scored (`_model_score_streamed`); the others are stored by the caller.
+    """
+    if batch and streams(len(records)):
+        result, reason = _model_score_streamed(
+            tenant, model_version, bundle, records, entity_ids, stand_in=stand_in, explain=explain,
+            fallback_reason=fallback_reason,
+        )
+        return result, reason, result is not None
     prepared = _prepared(bundle, records, batch=batch)
     try:
-        return _model_answers(model_version, bundle, prepared, records, stand_in, explain, batch), fallback_reason
+        answers = _model_answers(model_version, bundle, prepared, records, stand_in, explain, batch)
     except _ModelFailed as failure:
-        return None, failure.reason
+        return None, failure.reason, False
+    return answers, fallback_reason, False
 
 
 class _ModelFailed(Exception):
@@ -416,7 +422,7 @@ def _model_score_streamed(
 
     The database parses and indexes one part on its own core while this process scores the
     next, so storing costs little more than the last part. What is answered is what
-    `_model_score` then `_stored` would give (ages are taken at each part's scoring time),
+    scoring the whole batch at once, then `_stored`, would give (ages are taken at each part's scoring time),
     and each prediction's `latency_ms` is its part's scoring time per record. A model
     failure in any part stores nothing: (None, why). Nothing in the parts may query the
     database: the connection is busy with the COPY until the stream closes.
