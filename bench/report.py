@@ -58,11 +58,16 @@ def report_lines(figures: Mapping[str, Any]) -> list[str]:
         f"  {check['verdict']:5} {check['name']:48} {check['value']:>30}   (target {check['target']})"
         for check in figures["targets"]
     ]
+    lines += _budget_lines(figures.get("budget") or {})
     found = figures.get("where_the_time_goes")
     if found:
         lines += ["", "where the time goes (missed targets; in-process cProfile, which inflates Python-heavy parts)"]
         lines += _where_lines(found)
     return lines
+
+
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _rss(values: Sequence[float]) -> str:
@@ -74,7 +79,8 @@ def _load_line(load: Mapping[str, Any]) -> str:
     stored = "-" if load["stored"] is None else f"{load['stored']:,}"
     return (
         f"{label:36}{_ms(load['p50_ms']):>11}{_ms(load['p99_ms']):>11}{_ms(load['max_ms']):>11}"
-        f"{load['requests_per_s']:>9,.1f}{load['worker_cpu_ms']:>8.2f}{load['ok']:>8,}{load['errors']:>7,}{stored:>8}"
+        f"{load['requests_per_s']:>9,.1f}{load['worker_cpu_ms']:>8.2f}{_cpu(load['database_cpu_ms']):>8}"
+        f"{load['client_cpu_ms']:>8.2f}{load['ok']:>8,}{load['errors']:>7,}{stored:>8}"
         f"  {_rss(load['rss_mib'])}"
         + (f"  {load['error_kinds']}" if load["errors"] else "")
     )
@@ -91,7 +97,8 @@ def _http_lines(http_figures: Mapping[str, Any], rows: int) -> list[str]:
     if http_figures.get("health_first_failure"):
         lines.append(f"  (while starting, /health first answered {http_figures['health_first_failure']})")
     lines += [
-        f"{'':36}{'p50':>11}{'p99':>11}{'max':>11}{'req/s':>9}{'CPU ms':>8}{'ok':>8}{'errors':>7}{'stored':>8}"
+        f"{'':36}{'p50':>11}{'p99':>11}{'max':>11}{'req/s':>9}{'CPU ms':>8}{'DB ms':>8}{'clients':>8}{'ok':>8}"
+        f"{'errors':>7}{'stored':>8}"
         "  RSS per worker",
     ]
     lines += [_load_line(load) for load in http_figures["loads"]]
@@ -104,6 +111,8 @@ def _http_lines(http_figures: Mapping[str, Any], rows: int) -> list[str]:
     lines.extend((
         f"  (/predict and the floor alternate in {LOAD_ROUNDS} rounds per client count; keep-alive clients; "
         "CPU ms: the workers' CPU time per answer;",
+        "   DB ms: the database server's (SQLite: in the workers' already; '-': not on this machine); "
+        "clients: the load clients';",
         f"   '{DATABASE_LOCKED}' in the server log: {http_figures.get('database_locked_lines', 0)} lines)",
     ))
     check = http_figures.get("access_log_check")
@@ -147,4 +156,31 @@ def _where_lines(found: Mapping[str, Any]) -> list[str]:
             + (f", {outside:,.2f} ms of it outside" if outside is not None else ""),
             f"    {chain} ms; of which {parts} ms",
         ]
+    return lines
+
+
+def _budget_lines(budget: Mapping[str, Any]) -> list[str]:
+    predict, batch = budget.get("predict"), budget.get("batch")
+    if not predict and not batch:
+        return []
+    lines = ["", "what the targets leave (the least work a stored answer needs, measured alone in this run; README, "
+             "Benchmark)"]
+    if predict:
+        scored = "scoring one record with its reasons" if predict["explained"] else "scoring one record"
+        lines += [
+            f"  /predict, {predict['clients']} clients: the floor costs {predict['floor_cpu_ms']:.2f} ms CPU per answer "
+            f"(workers, database, clients); the target share leaves /predict {predict['allowed_extra_ms']:.2f} ms more.",
+            f"    Storing its row alone costs {predict['store_cpu_ms']:.2f} ms here + "
+            f"{predict['store_database_cpu_ms']:.2f} ms in the database, {scored} alone "
+            f"{predict['score_cpu_ms']:.2f} ms: at best {predict['best_share']:.2f} of the floor's throughput",
+        ]
+    if batch:
+        database = (
+            "" if batch["database_cpu_ms"] is None
+            else f", of which the database's CPU {batch['database_cpu_ms']:,.1f} ms = {batch['database_ratio']:.2f}x"
+        )
+        lines.append(
+            f"  batch {batch['rows']:,}: storing its rows alone (rolled back before the commit) "
+            f"{batch['store_ms']:,.1f} ms = {batch['store_ratio']:.2f}x bare{database}"
+        )
     return lines

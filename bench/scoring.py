@@ -38,6 +38,7 @@ from bench.common import (
     runs_summary,
     time_calls,
 )
+from bench.budget import bench_budget
 from bench.profiling import where_the_time_goes
 from bench.scoring_http import bench_http
 from bench.server import ServeFailed
@@ -176,6 +177,8 @@ def run_bench(config: BenchConfig, *, log: Callable[[str], None] = lambda messag
             figures["http"] = bench_http(tenant=config.tenant, records=data.records, config=config)
         except ServeFailed as error:
             raise BenchError(str(error)) from error
+    log("Measuring what the targets leave ...")
+    figures["budget"] = bench_budget(figures, tenant=config.tenant, bundle=bundle, record=data.records[0])
     checks = targets_check(figures)
     figures["targets"] = [asdict(check) | {"verdict": check.verdict} for check in checks]
     if any(check.passed is False for check in checks):

@@ -24,6 +24,8 @@ from bench.server import (
     HTTP_TIMEOUT_SECONDS,
     LoadTally,
     Server,
+    client_cpu_seconds,
+    database_cpu_seconds,
     load_run,
     post,
     serving,
@@ -82,23 +84,32 @@ def load_summary(tally: LoadTally, *, stored: int | None, rss_mib: list[float]) 
         "error_samples": tally.error_samples,
         "requests_per_s": round(len(tally.latencies) / tally.seconds, 1) if tally.seconds else 0.0,
         "seconds": round(tally.seconds, 2),
-        "worker_cpu_ms": (
-            round(1000 * tally.worker_cpu_seconds / len(tally.latencies), 3) if tally.latencies else float("nan")
+        "worker_cpu_ms": _per_answer_ms(tally.worker_cpu_seconds, tally),
+        "database_cpu_ms": (
+            None if tally.database_cpu_seconds is None else _per_answer_ms(tally.database_cpu_seconds, tally)
         ),
+        "client_cpu_ms": _per_answer_ms(tally.client_cpu_seconds, tally),
         "stored": stored,
         "rss_mib": rss_mib,
     }
 
 
+def _per_answer_ms(seconds: float, tally: LoadTally) -> float:
+    return round(1000 * seconds / len(tally.latencies), 3) if tally.latencies else float("nan")
+
+
 def _measured_round(session: HttpSession, target: LoadTarget, *, clients: int, seconds: float) -> tuple[LoadTally, int]:
     """One timed load of `target`; the rows it stored, counted outside the timed part."""
     before = prediction_count(tenant=session.tenant) if target.stores else 0
-    cpu_before = worker_cpu_seconds(target.server)
+    workers, database, clients_ = worker_cpu_seconds(target.server), database_cpu_seconds(), client_cpu_seconds()
     tally = load_run(
         port=target.server.port, path=target.path, headers=session.headers, bodies=session.bodies,
         clients=clients, duration=seconds,
     )
-    tally.worker_cpu_seconds = worker_cpu_seconds(target.server) - cpu_before
+    tally.worker_cpu_seconds = worker_cpu_seconds(target.server) - workers
+    tally.client_cpu_seconds = client_cpu_seconds() - clients_
+    database_after = database_cpu_seconds()
+    tally.database_cpu_seconds = None if database is None or database_after is None else database_after - database
     stored = prediction_count(tenant=session.tenant) - before if target.stores else 0
     return tally, stored
 

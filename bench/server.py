@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ HEALTH_DEGRADED_GRACE_SECONDS = 10.0
 HTTP_TIMEOUT_SECONDS = 180.0
 # The first bytes of an error answer kept per kind of error, to say what went wrong.
 ERROR_SAMPLE_CHARS = 300
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 class ServeFailed(Exception):
@@ -255,6 +257,40 @@ def worker_cpu_seconds(server: Server) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds() -> float | None:
+    """CPU time the database server has used so far: None when it runs elsewhere or cannot be read.
+
+    SQLite works inside the workers, whose CPU time holds it already (0). A PostgreSQL
+    on this machine is every process named `postgres`: the backends serving the workers,
+    and the WAL writer and checkpointer their writes keep busy.
+    """
+    if connection.vendor == "sqlite":
+        return 0.0
+    if connection.vendor != "postgresql" or (connection.settings_dict.get("HOST") or "localhost") not in LOCAL_HOSTS:
+        return None
+    ticks = 0
+    found = False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        ticks += int(fields[11]) + int(fields[12])
+        found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
+def client_cpu_seconds() -> float:
+    """CPU time this process (the bench, whose threads are the load clients) has used so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 # --- Load --------------------------------------------------------------------------
 
 
@@ -267,6 +303,8 @@ class LoadTally:
     error_samples: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     worker_cpu_seconds: float = 0.0  # the server's workers, during the load
+    database_cpu_seconds: float | None = 0.0  # the database server's (None: not on this machine)
+    client_cpu_seconds: float = 0.0  # the load clients' (this process)
 
     def add(self, other: LoadTally) -> None:
         self.latencies += other.latencies
@@ -275,6 +313,11 @@ class LoadTally:
             self.error_samples.setdefault(kind, sample)
         self.seconds += other.seconds
         self.worker_cpu_seconds += other.worker_cpu_seconds
+        self.client_cpu_seconds += other.client_cpu_seconds
+        if self.database_cpu_seconds is None or other.database_cpu_seconds is None:
+            self.database_cpu_seconds = None
+        else:
+            self.database_cpu_seconds += other.database_cpu_seconds
 
     def error(self, kind: str, sample: str) -> None:
         self.errors[kind] += 1

@@ -18,6 +18,8 @@ from rest_framework.test import APIClient
 
 import leadml.urls
 from bench.server import database_url
+from bench.types import BENCH_TENANT
+from predictions.models import Prediction
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -56,8 +58,19 @@ def test_bench_in_process_reports_every_figure_and_stores_every_answer(tmp_path:
     assert skipped == {name for name in verdicts if "/predict" in name or "HTTP" in name or "SQLite" in name}
     _assert_every_miss_is_explained(figures)
     assert figures["machine"]["database"]["vendor"]
+    # Storing the newest batch's rows again, alone, to say what the batch targets leave:
+    # timed, and rolled back (the tenant holds exactly the predictions answered).
+    budget = figures["budget"]
+    assert budget["predict"] is None  # it needs the floor, measured over HTTP
+    assert budget["batch"]["rows"] == BATCH_ROWS and budget["batch"]["store_ms"] > 0
+    assert budget["batch"]["store_ratio"] == pytest.approx(
+        budget["batch"]["store_ms"] / figures["bare"]["batch"]["median_ms"], abs=0.01
+    )
+    assert (budget["batch"]["database_cpu_ms"] is None) == (connection.vendor != "postgresql")
+    assert Prediction.objects.filter(tenant=BENCH_TENANT).count() == service["answered"]
     text = report.getvalue()
     assert "bare predict_proba" in text and "service predictions_make" in text and "targets (" in text
+    assert f"batch {BATCH_ROWS:,}: storing its rows alone" in text
 
 
 def _assert_every_miss_is_explained(figures: dict) -> None:
@@ -109,6 +122,9 @@ def test_bench_over_http_reports_the_floor_memory_and_every_target(tmp_path: Pat
         assert 0 < load["p50_ms"] <= load["p99_ms"] <= load["max_ms"] and load["requests_per_s"] > 0
         assert len(load["rss_mib"]) == HTTP_WORKERS and min(load["rss_mib"]) > 0
         assert load["worker_cpu_ms"] >= 0  # clock ticks: a short load may not last one
+        assert load["client_cpu_ms"] > 0  # the bench's own threads, in microseconds
+        # SQLite works inside the workers; a PostgreSQL on this machine is watched in /proc.
+        assert load["database_cpu_ms"] == 0.0 if connection.vendor == "sqlite" else load["database_cpu_ms"] >= 0
         assert load["stored"] == (load["ok"] if label == "predict" else None)
     assert http["batch"]["stored"] == http["batch"]["answered"] == HTTP_BATCH_ROWS
     assert len(http["batch"]["rss_mib"]) == HTTP_WORKERS
@@ -123,8 +139,21 @@ def test_bench_over_http_reports_the_floor_memory_and_every_target(tmp_path: Pat
     assert set(verdicts.values()) <= {"PASS", "MISS"}
     assert verdicts["stored = answered, every phase"] == "PASS"
     _assert_every_miss_is_explained(figures)
+    # What the 8-client share leaves /predict: the floor's CPU per answer, plus storing one
+    # row and scoring one record with its reasons, each measured alone.
+    budget = figures["budget"]["predict"]
+    floor = loads[("floor", 8)]
+    assert budget["floor_cpu_ms"] == pytest.approx(
+        floor["worker_cpu_ms"] + floor["database_cpu_ms"] + floor["client_cpu_ms"], abs=0.002
+    )
+    assert budget["allowed_extra_ms"] == pytest.approx(budget["floor_cpu_ms"] * (1 / 0.7 - 1), abs=0.002)
+    assert budget["store_cpu_ms"] > 0 and budget["score_cpu_ms"] > 0 and budget["explained"] is True
+    least = budget["floor_cpu_ms"] + budget["store_cpu_ms"] + budget["store_database_cpu_ms"] + budget["score_cpu_ms"]
+    assert budget["best_share"] == pytest.approx(budget["floor_cpu_ms"] / least, abs=0.001)
+    assert figures["budget"]["batch"]["rows"] == HTTP_BATCH_ROWS
     text = finished.stdout
     assert "POST /bench/floor, 8 clients" in text and "RSS per worker" in text and "access log, floor" in text
+    assert "what the targets leave" in text and "at best" in text
 
 
 @pytest.mark.single_database
