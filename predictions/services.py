@@ -43,8 +43,11 @@ from registry.models import ModelVersion
 
 logger = logging.getLogger(__name__)
 TOP_FEATURES = 10
-# Records scored, then sent to the database, at a time by `_model_score_streamed`.
-STREAM_PART_ROWS = 2000
+# Records scored, then sent to the database, at a time by `_model_score_streamed`. Each
+# part pays the pandas transform's fixed cost again: on the 10,000-record bench batch, 12
+# alternated rounds gave a median of 590 ms in parts of 2,000, 547 ms of 3,400 and 527 ms
+# of 5,000 (BENCHMARKS.md).
+STREAM_PART_ROWS = 5000
 UNEXPLAINED_VERSION = "this version was trained before per-record reasons existed; retrain it to get them"
 
 
