@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from typing import Any
 
 import pandas as pd
@@ -18,6 +19,7 @@ from leadml.api.records import records_check
 from leadml.ml.parsing import read_csv_typed
 
 CSV_DELIMITERS = ",;\t|"
+LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
@@ -43,8 +45,12 @@ def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
         delimiter = csv.Sniffer().sniff(text[:8192], delimiters=CSV_DELIMITERS).delimiter
     except csv.Error:
         delimiter = ","
-    # The header alone says whether the file is too wide, before any parsing work.
-    header = next(csv.reader(io.StringIO(text.split("\n", 1)[0]), delimiter=delimiter), [])
+    # The header alone says whether the file is too wide, before any parsing work. Lines
+    # may end in \r\n, \n or a lone \r (old spreadsheet exports).
+    try:
+        header = next(csv.reader(io.StringIO(LINE_END.split(text, maxsplit=1)[0]), delimiter=delimiter), [])
+    except csv.Error as error:
+        raise ApplicationError(f"malformed CSV header: {error}", details={"file": ["malformed CSV"]}) from error
     columns_check(len(header), field="file")
     try:
         frame = read_csv_typed(io.StringIO(text), sep=delimiter, skipinitialspace=True)

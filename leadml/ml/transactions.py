@@ -115,14 +115,13 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Return (days as tz-naive datetime64[ns] normalised to midnight, mask of unreadable values).
 
     Both are indexed like `values`. Missing values count as unreadable: a transaction
-    must have a date.
+    must have a date, and so do dates outside the plausible years (EARLIEST_DAY ..
+    LATEST_DAY), which nanoseconds could not all hold.
     """
     index = values.index
     values = values.reset_index(drop=True)
-    if isinstance(values.dtype, pd.DatetimeTZDtype):
-        parsed = values.dt.tz_convert("UTC").dt.tz_localize(None)
-    elif pd.api.types.is_datetime64_dtype(values.dtype):
-        parsed = values
+    if isinstance(values.dtype, pd.DatetimeTZDtype) or pd.api.types.is_datetime64_dtype(values.dtype):
+        parsed = pd.Series(_plausible_days(values))
     elif pd.api.types.is_bool_dtype(values.dtype):
         parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     else:
@@ -135,20 +134,29 @@ def _parse_dates(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
         compact = (kinds == "yyyymmdd").to_numpy()
         if compact.any():
-            parsed[compact] = pd.to_datetime(texts[compact], format="%Y%m%d", errors="coerce").to_numpy()
+            parsed[compact] = _plausible_days(pd.to_datetime(texts[compact], format="%Y%m%d", errors="coerce"))
         iso = (kinds == "iso").to_numpy()
         if iso.any():
-            stamps = pd.to_datetime(texts[iso], format="ISO8601", errors="coerce", utc=True)
-            parsed[iso] = stamps.dt.tz_localize(None).to_numpy()
+            parsed[iso] = _plausible_days(pd.to_datetime(texts[iso], format="ISO8601", errors="coerce", utc=True))
         objects = (kinds == "datetime").to_numpy()
         if objects.any():
             stamps = pd.to_datetime(values[objects].map(_as_utc_timestamp), errors="coerce", utc=True)
-            parsed[objects] = stamps.dt.tz_localize(None).to_numpy()
-    parsed = parsed.astype("datetime64[ns]").dt.normalize()
-    # Outside these years a date is a typo or a sentinel, and day arithmetic would overflow.
-    parsed = parsed.where((parsed >= EARLIEST_DAY) & (parsed < LATEST_DAY))
+            parsed[objects] = _plausible_days(stamps)
+    parsed = parsed.dt.normalize()
     parsed.index = index
     return parsed, parsed.isna()
+
+
+def _plausible_days(stamps: pd.Series) -> np.ndarray:
+    """Timestamps (any unit; aware ones in UTC) as tz-naive datetime64[ns], NaT outside the plausible years.
+
+    pandas reads a year like 1 or 9999 at a coarser unit than nanoseconds; those are
+    dropped before the cast, which would overflow.
+    """
+    if isinstance(stamps.dtype, pd.DatetimeTZDtype):
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    plausible = stamps.where((stamps >= EARLIEST_DAY) & (stamps < LATEST_DAY))
+    return plausible.astype("datetime64[ns]").to_numpy()
 
 
 def _date_text(value: Any, kind: str) -> str:

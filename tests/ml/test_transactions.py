@@ -122,6 +122,24 @@ def test_normalise_names_the_bad_column_and_gives_an_example(column: str, bad: o
     assert example in caught.value.message
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "0001-01-03",  # ISO 8601: pandas reads it, at a coarser unit than nanoseconds
+        "9999-12-31T23:00:00Z",
+        "00010101",  # YYYYMMDD
+        datetime(1, 1, 1),
+        pd.Timestamp("9000-01-01", tz="UTC").as_unit("s"),
+    ],
+)
+def test_normalise_names_a_date_outside_the_plausible_years(bad: object) -> None:
+    frame = pd.DataFrame({"who": ["a", "b"], "when": ["2024-01-01", "2024-01-02"], "value": [1.0, 2.0]}, dtype=object)
+    frame.loc[1, "when"] = bad
+    with pytest.raises(DataError) as caught:
+        normalise_transactions(frame, TransactionColumns(customer="who", date="when", amount="value"))
+    assert caught.value.field == "when"
+
+
 def test_normalise_names_a_missing_column() -> None:
     with pytest.raises(DataError) as caught:
         normalise_transactions(pd.DataFrame({"customer_id": ["a"], "date": ["2024-01-01"]}))
@@ -192,6 +210,8 @@ def test_features_for_customer_matches_the_table_row(shop: pd.DataFrame) -> None
     ("transactions", "field"),
     [
         ([{"date": "2024-01-01", "amount": 5}, {"date": "31/01/2024", "amount": 5}], "transactions[1].date"),
+        ([{"date": "2024-01-01", "amount": 5}, {"date": "0001-01-03", "amount": 5}], "transactions[1].date"),
+        ([{"date": "99991231", "amount": 5}], "transactions[0].date"),
         ([{"date": "2024-01-01", "amount": "five"}], "transactions[0].amount"),
         ([{"date": "2024-01-01"}], "transactions[0].amount"),
         (["2024-01-01"], "transactions[0]"),

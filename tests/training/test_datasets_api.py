@@ -126,6 +126,22 @@ def test_semicolon_separated_csv_is_read(api: APIClient, lead_rows: list[dict[st
     assert stored["email"] == rows[0]["email"] and stored["lead_score"] == rows[0]["lead_score"]
 
 
+def test_csv_with_lone_carriage_returns_is_read(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:
+    # Old spreadsheet exports end lines in a bare \r: the header check read the whole file as one line.
+    rows = balanced_leads(lead_rows)
+    text = "\r".join(csv_text(rows).splitlines()) + "\r"
+    response = api.post("/datasets", lead_form(upload(text)), format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["columns"] == list(rows[0]) and response.json()["rows"] == 60
+
+
+def test_csv_header_with_a_giant_field_is_400(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:
+    # Over the csv module's field limit (128 KiB): its error was a 500.
+    text = csv_text(balanced_leads(lead_rows))
+    body = assert_rejected(api.post("/datasets", lead_form(upload("x" * 200_000 + "," + text)), format="multipart"))
+    assert "malformed CSV" in body["error"] and body["details"] == {"file": ["malformed CSV"]}
+
+
 def test_get_dataset_returns_the_summary(api: APIClient, lead_rows: list[dict[str, Any]]) -> None:
     created = api.post("/datasets", lead_json(balanced_leads(lead_rows)), format="json").json()
     response = api.get(f"/datasets/{created['dataset_id']}")
