@@ -382,9 +382,14 @@ def _prepared(bundle: ModelBundle, records: Sequence[Mapping[str, Any]], *, batc
     try:
         return bundle.prepare(records)
     except InputError as error:
-        where = f"data[{error.row}]." if batch and error.row is not None else ""
-        field_name = f"{where}{error.field}" if error.field else "data"
-        raise ApplicationError(error.message, details={field_name: [error.message]}) from error
+        raise _refused(error, batch=batch) from error
+
+
+def _refused(error: InputError, *, batch: bool) -> ApplicationError:
+    """The 400 for a record the model refuses, naming the field (and, in a batch, the record)."""
+    where = f"data[{error.row}]." if batch and error.row is not None else ""
+    field_name = f"{where}{error.field}" if error.field else "data"
+    return ApplicationError(error.message, details={field_name: [error.message]})
 
 
 def _model_answers(
@@ -400,6 +405,8 @@ def _model_answers(
     try:
         inputs = bundle.model_input(prepared)
         values, explained = _score(bundle, inputs, explain=explain, batch=batch)
+    except InputError as error:  # a number the estimator cannot compute with
+        raise _refused(error, batch=batch) from error
     except Exception as error:  # a model that cannot score must not take the CRM down with it
         logger.exception("model_error version=%s", model_version.pk)
         raise _ModelFailed(f"model error: {error.__class__.__name__}") from error

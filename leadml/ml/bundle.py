@@ -25,10 +25,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import sklearn
+from sklearn.ensemble._forest import BaseForest
 from sklearn.pipeline import Pipeline
+from sklearn.tree import BaseDecisionTree
 
 from leadml.ml.compiled import LAZY_CHECK_ROWS, CompiledScorer, NotCompilable, compile_scorer, refused, verify_scorer
 from leadml.ml.confidence import ValueConfidence
+from leadml.ml.errors import InputError
+from leadml.ml.explain import transformed_sources
 from leadml.ml.fastpath import COMPILED_MAX_ROWS, CompiledPipeline, compile_pipeline
 from leadml.ml.types import FeatureSchema, ServingCheck, is_classification
 from leadml.ml.validation import (  # noqa: F401  (RECORD_WARNING_FIELD: imported from here by callers)
@@ -114,11 +118,20 @@ class ModelBundle:
         return np.clip(self.pipeline.predict(frame), 0.0, None)
 
     def model_input(self, prepared: PreparedRecords) -> np.ndarray:
-        """Return the matrix the estimator reads for these records (fast for a few records)."""
+        """Return the matrix the estimator reads for these records (fast for a few records).
+
+        InputError (naming the record and field) for a number the estimator cannot compute
+        with: scikit-learn's forests and trees read their input as float32, so a value
+        beyond ±3.4e38 once transformed (1e300, say) is refused as infinite.
+        """
         compiled = self._compiled() if len(prepared) <= COMPILED_MAX_ROWS else None
         if compiled is not None:
-            return compiled.matrix(prepared.rows)
-        return np.asarray(self.pipeline[:-1].transform(prepared.frame), dtype=float)
+            matrix = compiled.matrix(prepared.rows)
+        else:
+            matrix = np.asarray(self.pipeline[:-1].transform(prepared.frame), dtype=float)
+        if isinstance(self.pipeline.steps[-1][1], (BaseForest, BaseDecisionTree)):
+            _float32_check(matrix, prepared, self.pipeline)
+        return matrix
 
     def predict_matrix(self, matrix: np.ndarray) -> np.ndarray:
         """Return what `predict` would for the records behind an estimator input matrix."""
@@ -222,3 +235,23 @@ class ModelBundle:
             return float("nan")
         position = bisect_right(self.score_quantiles, value)
         return 100.0 * position / len(self.score_quantiles)
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _float32_check(matrix: np.ndarray, prepared: PreparedRecords, pipeline: Pipeline) -> None:
+    """Refuse the first record whose estimator input overflows float32, naming the field it came from."""
+    with np.errstate(invalid="ignore"):
+        beyond = np.abs(matrix) > FLOAT32_MAX
+    if not beyond.any():
+        return
+    row, column = (int(index) for index in np.argwhere(beyond)[0])
+    field_name = transformed_sources(pipeline)[column][0]
+    value = prepared.rows[row].get(field_name)
+    raise InputError(
+        f"field '{field_name}' is {value!r}, too large for this model: a "
+        f"{type(pipeline.steps[-1][1]).__name__} computes with 32-bit floats (at most ±{FLOAT32_MAX:.3g} "
+        "once scaled)",
+        field=field_name, row=prepared.offset + row,
+    )

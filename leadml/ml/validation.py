@@ -61,11 +61,14 @@ class PreparedRecords:
         rows: list[dict[str, Any]] | None = None,
         values: dict[str, list[Any]] | None = None,
         frame_values: dict[str, Any] | None = None,
+        offset: int = 0,
     ) -> None:
         if rows is None and values is None:
             raise ValueError("PreparedRecords needs rows or column values")
         self.warnings = warnings
         self.columns = columns
+        # Where these records start in the records first prepared (`slice`), for errors' rows.
+        self.offset = offset
         self._rows = rows
         self._values = values
         # Per column, what the frame holds: a float array for numbers (NaN when missing).
@@ -83,7 +86,8 @@ class PreparedRecords:
         }
         frame_values = {name: column[part] for name, column in self._frame_values.items()} if values else None
         return PreparedRecords(
-            warnings=self.warnings[part], columns=self.columns, rows=rows, values=values, frame_values=frame_values
+            warnings=self.warnings[part], columns=self.columns, rows=rows, values=values, frame_values=frame_values,
+            offset=self.offset + start,
         )
 
     @property
