@@ -95,6 +95,8 @@ def test_a_transaction_log_becomes_one_training_row_per_customer(api: APIClient,
         ({"amount_column": None}, "amount_column"),
         ({"calibration_end": "2030-01-01"}, "calibration_end"),
         ({"calibration_end": "30/09/2024"}, "calibration_end"),
+        ({"calibration_end": "0001-01-01"}, "calibration_end"),  # beyond pandas' nanoseconds: was a 500
+        ({"calibration_end": "9999-12-31"}, "calibration_end"),
         ({"horizon_days": 0}, "horizon_days"),
         ({"model_type": "lead_conversion"}, "kind"),
         ({"target": "total"}, "target"),
@@ -111,7 +113,9 @@ def test_bad_transaction_uploads_are_400s_naming_the_field(
 
 
 @pytest.mark.parametrize(
-    "bad", [{"total": "lots"}, {"total": 10**400}, {"total": 1e308}, {"day": 10**400}, {"day": "1700-01-06"}]
+    "bad",
+    [{"total": "lots"}, {"total": 10**400}, {"total": 1e308}, {"day": 10**400}, {"day": "1700-01-06"},
+     {"day": "0001-01-01"}, {"day": "9999-12-31"}],
 )
 def test_unreadable_amounts_and_dates_name_the_column(
     api: APIClient, log_rows: list[dict[str, Any]], bad: dict[str, Any]
@@ -156,6 +160,17 @@ def test_btyd_trains_on_the_customer_table_and_scores_transactions(
     assert batch.status_code == 200, batch.json()
     values = [p["lifetime_value"] for p in batch.json()["predictions"]]
     assert values[0] == by_log.json()["lifetime_value"] and values[0] != values[1]
+
+    # Dates pandas cannot hold in nanoseconds were a 500 (OutOfBoundsDatetime): now a 400 naming them.
+    for data, field in [
+        ({"as_of": "9999-06-30", "transactions": history}, "as_of"),
+        ({"as_of": "0001-06-30", "transactions": history}, "as_of"),
+        ({"as_of": "2025-06-30", "transactions": [{"date": "0001-01-03", "amount": 3}]}, "transactions[0].date"),
+    ]:
+        refused = api.post("/predict", {"model_type": "customer_lifetime_value", "user_id": TENANT,
+                                        "data": {"customer_id": "c0003", **data}}, format="json")
+        assert refused.status_code == 400, refused.json()
+        assert any(key.endswith(field) for key in refused.json()["details"]), refused.json()
 
 
 def test_btyd_needs_a_transaction_dataset(api: APIClient, customer_rows: list[dict[str, Any]]) -> None:
