@@ -206,7 +206,11 @@ def _model_version_create(
         with transaction.atomic():
             model_version.save()
     except IntegrityError as error:
-        raise ConflictError(f"a version of '{name}' was registered concurrently; retry") from error
+        # Only a concurrent registration taking the same version number is a conflict; any
+        # other constraint (a JSON column's check, say) is a bug to see as it is.
+        if ModelVersion.objects.filter(tenant=tenant, name=name, version=model_version.version).exists():
+            raise ConflictError(f"a version of '{name}' was registered concurrently; retry") from error
+        raise
     return model_version
 
 

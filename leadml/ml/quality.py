@@ -36,6 +36,41 @@ from leadml.ml.types import FeatureSchema, is_classification
 # Rows the column-kind and leakage scans read; counts (missing, constant, duplicates) use all.
 QUALITY_SAMPLE_ROWS = 20_000
 LEAKAGE_SAMPLE_ROWS = QUALITY_SAMPLE_ROWS
+# No CRM figure (a score, a count, a revenue) comes near this. Beyond it a number is a typo
+# or a sentinel, and a few of them overflow training (squares past 1e308: the scalers'
+# variances, boosting's bins): training reads them as missing, the report says so.
+MAX_PLAUSIBLE_NUMBER = 1e15
+
+
+def implausible_numbers_blanked(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """`frame` with numbers beyond ±MAX_PLAUSIBLE_NUMBER as missing, and a warning per column that had any.
+
+    Only numbers are looked at (texts stay texts, booleans booleans); `frame` is not changed.
+    """
+    blanked = frame
+    warnings: list[str] = []
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        if pd.api.types.is_numeric_dtype(column.dtype):
+            numbers = column.astype(float)
+        elif column.dtype == object:
+            kinds = column.map(type)
+            numbers = pd.to_numeric(column.where(kinds.isin((int, float))), errors="coerce").astype(float)
+        else:
+            continue
+        with np.errstate(invalid="ignore"):
+            implausible = (numbers.abs() > MAX_PLAUSIBLE_NUMBER).to_numpy()
+        if implausible.any():
+            if blanked is frame:
+                blanked = frame.copy()
+            blanked[name] = column.mask(implausible)
+            warnings.append(
+                f"{name}: {int(implausible.sum())} value(s) beyond ±{MAX_PLAUSIBLE_NUMBER:g} read as missing "
+                f"(e.g. {float(numbers[implausible].iloc[0]):g})"
+            )
+    return blanked, warnings
 
 
 def quality_report(
@@ -47,6 +82,7 @@ def quality_report(
     are left out. `trusted` columns are known to predate the outcome (the service built
     them from transactions before the cut-off): their evidence is shown, never a verdict.
     """
+    features, implausible = implausible_numbers_blanked(features)
     row_count = len(features)
     missing_share = {
         str(name): round(float(share), 4) if row_count else 0.0 for name, share in features.isna().mean().items()
@@ -62,7 +98,7 @@ def quality_report(
         "duplicate_rows": _duplicate_rows(features),
         "column_kinds": {column.name: column.kind for column in schema.columns},
         "dropped_columns": [{"name": d.name, "reason": d.reason} for d in schema.dropped],
-        "column_warnings": list(schema.warnings),
+        "column_warnings": [*implausible, *schema.warnings],
     }
     if len(sample) < row_count:
         report["sampled_rows"] = len(sample)

@@ -61,7 +61,7 @@ from leadml.ml.pipeline import (
     served_estimator,
     without_heavy_tail,
 )
-from leadml.ml.quality import quality_report
+from leadml.ml.quality import MAX_PLAUSIBLE_NUMBER, implausible_numbers_blanked, quality_report
 from leadml.ml.reasons import typical_record
 from leadml.ml.schema import infer_schema
 from leadml.ml.search import (
@@ -307,10 +307,14 @@ def _prepare(
     config = run.config
     preprocessing = resolve_preprocessing(config.preprocessing)
     grids_for(run.model_type, run.algorithm, config.param_grid)
-    # Every column as sent, for comparing with the active model (which may read others).
-    raw_features = features.reset_index(drop=True)
-    features = select_features(raw_features, config.features)
+    # Every column as sent, for comparing with the active model (which may read others);
+    # typos like 1e300 read as missing, as they are for the model trained here.
+    raw_features = implausible_numbers_blanked(features.reset_index(drop=True))[0]
+    features = select_features(features.reset_index(drop=True), config.features)
     labels = labels.reset_index(drop=True).astype(float)
+    # A target like 1e300 (a lifetime value's typo) would overflow every metric: unlabelled.
+    implausible_labels = int((labels.abs() > MAX_PLAUSIBLE_NUMBER).sum())
+    labels = labels.mask(labels.abs() > MAX_PLAUSIBLE_NUMBER)
     check_trainable(labels, model_type=run.model_type, min_rows=min_rows, min_rows_per_class=min_rows_per_class)
     features = replace_placeholders(features, config.feature_options.missing_values)
     # A customer table the service built from a transaction log holds only what happened
@@ -318,6 +322,12 @@ def _prepare(
     built = config.feature_options.btyd_horizon_days is not None and set(TRANSACTION_FEATURES) <= set(features.columns)
     trusted = set(TRANSACTION_FEATURES) if built else set()
     quality = quality_report(features, labels, model_type=run.model_type, trusted=trusted)
+    # Typos like 1e300 (the report warned of them just above) are missing values.
+    features = implausible_numbers_blanked(features)[0]
+    if implausible_labels:
+        quality["column_warnings"].append(
+            f"target: {implausible_labels} value(s) beyond ±{MAX_PLAUSIBLE_NUMBER:g} left out as unlabelled"
+        )
     labelled = labels.notna().to_numpy()
     target = labels[labelled].to_numpy()
     return _Prepared(

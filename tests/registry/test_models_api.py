@@ -6,15 +6,19 @@ from typing import Any
 
 import pytest
 from django.core.files.storage import storages
+from django.db import IntegrityError
+from django.db.models import Min
 from rest_framework.test import APIClient
 
 import leadml
 import leadml.health
+import registry.services
 from predictions.models import Prediction
 from predictions.public_ids import internal_id
 from registry.artifacts import artifact_read
 from registry.models import ModelVersion, PromotionEvent
 from registry.services import model_version_register
+from leadml.api.errors import ConflictError
 from tests.conftest import TENANT
 from tests.factories import model_version
 
@@ -231,3 +235,25 @@ def test_health_is_503_when_database_is_down(
     assert body["status"] == "unhealthy"
     assert body["services"]["database"] == "unavailable"
     assert body["checks"]["database"]["status"] == "down"
+
+
+# --- Registration errors --------------------------------------------------------------
+
+
+def test_a_registration_refused_by_another_constraint_is_not_called_a_concurrent_one(
+    lead_model: ModelVersion, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A JSON check refusing NaN metrics once read "registered concurrently; retry": never true, never helped.
+    def refused(self: ModelVersion, *args: Any, **kwargs: Any) -> None:
+        raise IntegrityError("CHECK constraint failed: JSON_VALID(metrics)")
+
+    monkeypatch.setattr(ModelVersion, "save", refused)
+    with pytest.raises(IntegrityError, match="JSON_VALID"):
+        second_lead_model(lead_model)
+
+
+def test_a_version_number_taken_meanwhile_is_a_conflict(lead_model: ModelVersion, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The newest version read before another process registered its own: the same number twice.
+    monkeypatch.setattr(registry.services, "Max", lambda field: Min(field) - 1)
+    with pytest.raises(ConflictError, match="registered concurrently"):
+        second_lead_model(lead_model, name=lead_model.name)
