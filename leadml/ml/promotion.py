@@ -23,6 +23,7 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, roc_auc_score
 
 from leadml.ml.bundle import ModelBundle
+from leadml.ml.transactions import FEATURE_COLUMNS as TRANSACTION_COLUMNS
 from leadml.ml.types import is_classification
 
 DEFAULT_MIN_IMPROVEMENT = {"lead_conversion": 0.002, "customer_lifetime_value": 0.01}
@@ -85,6 +86,18 @@ def decide_promotion(
         return PromotionDecision(
             promote=True, reason="no active model of this type", challenger_score=score, rows=len(target), **common
         )
+    if _reads_transactions(challenger) != _reads_transactions(champion):
+        # Each would be served requests shaped for the other (a transaction log, or
+        # per-customer totals): every field imputed, an answer anyway. The CRM must change first.
+        kinds = ("a transaction log", "per-customer fields")
+        new_kind, old_kind = kinds if _reads_transactions(challenger) else kinds[::-1]
+        return PromotionDecision(
+            promote=False,
+            reason=f"the new version reads {new_kind}, the active version {champion_version} {old_kind}: the CRM's "
+            "requests for one do not fit the other; kept as candidate: activate it by hand once the CRM sends "
+            f"{new_kind}",
+            challenger_score=_score_or_none(challenger, features, target), rows=int(len(target)), **common,
+        )
     features, target, common["rows_note"] = _comparison_rows(challenger, champion, features, target, positions)
     rows = int(len(target))
     try:
@@ -109,6 +122,11 @@ def decide_promotion(
             challenger, champion, features, target, suspects, challenger_score, champion_score, rows, common
         )
     return _margin_decision(classification, challenger_score, champion_score, rows, common)
+
+
+def _reads_transactions(bundle: ModelBundle) -> bool:
+    """Whether the version was trained on a customer table built from a transaction log (most of its columns)."""
+    return 2 * len(set(TRANSACTION_COLUMNS) & set(bundle.schema.names)) > len(TRANSACTION_COLUMNS)
 
 
 def _comparison_rows(

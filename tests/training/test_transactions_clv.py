@@ -217,3 +217,23 @@ def test_rules_fallback_reads_transactions_too(api: APIClient) -> None:
     body = response.json()
     assert body["source"] == "rules"
     assert body["lifetime_value"] > 50  # four orders of 50 in 300 days: more than one order expected
+
+
+def test_a_model_of_a_transaction_log_is_not_promoted_over_one_of_per_customer_fields(
+    api: APIClient, log_rows: list[dict[str, Any]], customer_rows: list[dict[str, Any]]
+) -> None:
+    from tests.conftest import make_dataset
+
+    make_dataset(TENANT, "customer_lifetime_value", customer_rows)
+    fields = train_inline(TENANT, "customer_lifetime_value", "linear_regression", "fields")
+    assert fields.status == "succeeded" and fields.model_version.status == "active"
+    dataset_id = upload(api, log_rows).json()["dataset_id"]
+    # It may well score better on its own held-out rows; the CRM's calls still send per-customer fields.
+    job = train_inline(TENANT, "customer_lifetime_value", "run_rate", "from_log", {"dataset_id": dataset_id})
+    assert job.status == "succeeded", job.error
+    assert job.model_version.status == "candidate"
+    promotion = job.model_version.training_report["promotion"]
+    assert promotion["promote"] is False
+    assert "reads a transaction log, the active version 1 per-customer fields" in promotion["reason"]
+    fields.model_version.refresh_from_db()
+    assert fields.model_version.status == "active"
