@@ -28,7 +28,7 @@ from predictions.models import Prediction
 from predictions.public_ids import MAX_ID as PUBLIC_MAX_ID
 from predictions.public_ids import internal_id
 from registry.selectors import model_version_get_active
-from training.models import Dataset
+from training.models import Dataset, DatasetRow
 from training.selectors import dataset_for_outcomes, dataset_target_values
 from training.services.outcome_rows import RowChange, outcome_rows_write, outcomes_dataset_lock
 
@@ -309,6 +309,7 @@ def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset
     new_outcomes: list[Outcome] = []
     changed_outcomes: dict[int, Outcome] = {}
     changed_rows: dict[int, RowChange] = {}
+    superseded: list[DatasetRow] = []  # rows of datasets outcomes no longer join, replaced here
     for item in items:
         outcome = existing.get(item.entity_key)
         # An outcome's row must live in the dataset outcomes now join (the active model's):
@@ -333,11 +334,14 @@ def _store(items: list[_Item], *, tenant: str, model_type: str, dataset: Dataset
         if row is not None and row_current:
             changed_rows[row.pk] = RowChange(row=row, data=_training_row(item, dataset.target), label=item.label)
         else:
+            if row is not None:
+                superseded.append(row)
             pending[item.entity_key] = (outcome, item)
     new_rows = outcome_rows_write(
         dataset=dataset,
         new=[(_training_row(item, dataset.target), item.label) for _, item in pending.values()],
         changed=list(changed_rows.values()),
+        superseded=superseded,
     )
     for (outcome, _), row in zip(pending.values(), new_rows, strict=True):
         outcome.dataset_row = row

@@ -336,3 +336,36 @@ def test_an_anonymous_predictions_outcome_is_stored_once_however_it_is_named(
 
     assert (again["stored"], again["duplicates"] + again["updated"]) == (0, 1)
     assert Outcome.objects.count() == 1 and _outcome_rows().count() == 1
+
+
+@pytest.mark.django_db
+def test_an_outcome_changed_after_the_active_model_changed_leaves_one_labelled_row(
+    api: APIClient, scored: list[dict[str, Any]], lead_model: ModelVersion, lead_rows: list[dict[str, Any]]
+) -> None:
+    # Outcomes join the active model's dataset; flipping between two models trained on two
+    # datasets once left the entity labelled in both, with the old and the new outcome.
+    from registry.services import model_version_activate
+    from tests.factories import dataset_with_rows, train_inline
+
+    first_data = Dataset.objects.get(tenant=TENANT, model_type=LEAD)
+    second_data = dataset_with_rows(TENANT, LEAD, lead_rows[:300], name="second export")
+    models = {}
+    for data in (first_data, second_data):
+        job = train_inline(TENANT, LEAD, "logistic_regression", f"on_{data.name[:6]}", {"dataset_id": str(data.pk)})
+        assert job.status == "succeeded", job.error
+        models[data.pk] = job.model_version
+    entity = scored[0]["lead_id"]
+
+    def labelled() -> list[tuple[str, float]]:
+        return [(str(row.dataset_id), row.label) for row in _outcome_rows().exclude(label=None).order_by("pk")]
+
+    for data, outcome in [(first_data, "won"), (second_data, "lost"), (first_data, "won")]:
+        model = models[data.pk]
+        model.refresh_from_db()
+        if model.status != ModelVersion.Status.ACTIVE:
+            model_version_activate(model_version=model, actor="test", reason="switch")
+        accepted_outcomes(api, [{"entity_id": entity, "outcome": outcome}])
+        assert labelled() == [(str(data.pk), 1.0 if outcome == "won" else 0.0)]
+    for data in (first_data, second_data):
+        data.refresh_from_db()
+        assert data.labelled_row_count == data.rows.exclude(label=None).count()

@@ -6,6 +6,7 @@ alone writes datasets and their rows and keeps `row_number` and the counts true.
 """
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,12 +52,25 @@ def outcomes_dataset_lock(*, tenant: str, model_type: str, dataset: Dataset | No
 
 
 def outcome_rows_write(
-    *, dataset: Dataset, new: Sequence[tuple[dict[str, Any], float]], changed: Sequence[RowChange]
+    *,
+    dataset: Dataset,
+    new: Sequence[tuple[dict[str, Any], float]],
+    changed: Sequence[RowChange],
+    superseded: Sequence[DatasetRow] = (),
 ) -> list[DatasetRow]:
     """Append `new` (record, label) rows and rewrite `changed` ones; return the new rows in order.
 
+    `superseded`: rows of other datasets that outcomes had written before the active
+    model changed, now replaced by new ones here. They stay (row numbers stay dense) but
+    unlabelled, so no training reads an entity twice, or its outcome before it changed.
     `dataset` must come from `outcomes_dataset_lock` in the same transaction.
     """
+    stale = [row for row in superseded if row.label is not None]
+    for row in stale:
+        row.label = None
+    DatasetRow.objects.bulk_update(stale, ["label"], batch_size=ROW_WRITE_BATCH)
+    for dataset_id, count in Counter(row.dataset_id for row in stale).items():
+        Dataset.objects.filter(pk=dataset_id).update(labelled_row_count=F("labelled_row_count") - count)
     start = (dataset.rows.aggregate(last=Max("row_number"))["last"] or -1) + 1
     rows = [
         DatasetRow(
