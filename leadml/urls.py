@@ -42,3 +42,6 @@ urlpatterns = [
 # Only for `manage.py bench` (LEADML_BENCH_FLOOR=1): a constant answer behind the same
 # authentication and throttle, the floor /predict is measured against.
 urlpatterns += floor_urlpatterns()
+
+# A path no route matches: the API's JSON error, not Django's HTML page.
+handler404 = "leadml.api.errors.path_not_found"

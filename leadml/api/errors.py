@@ -13,7 +13,9 @@ from typing import Any
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import Resolver404, resolve
+from django.views.defaults import page_not_found
 from leadml.ml.errors import ConfigError, DataError, InputError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -155,3 +157,23 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         detail = response.data.get("detail", response.data) if isinstance(response.data, dict) else response.data
         response.data = error_body(str(detail))
     return response
+
+
+def path_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Django's 404 for a path no route matches, in the API's error shape (the admin keeps its page).
+
+    A path with a trailing slash the API's routes do not have (`/predict/`) says which
+    path was meant.
+    """
+    if request.path.startswith("/admin/"):
+        return page_not_found(request, exception)
+    message = f"no such path: {request.path}"
+    trimmed = request.path.rstrip("/")
+    if trimmed != request.path and trimmed:
+        try:
+            resolve(trimmed)
+        except Resolver404:
+            pass
+        else:
+            message += f" (the API's paths have no trailing slash: {trimmed})"
+    return JsonResponse(error_body(message, {"path": ["not found"]}), status=404)
