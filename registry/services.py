@@ -39,6 +39,11 @@ def api_token_create(*, name: str, tenant: str | None = None, is_service: bool =
     """Create a token and return it with its key; the key is not stored and cannot be shown again."""
     if is_service == bool(tenant):
         raise ApplicationError("A token is either scoped to one tenant (user_id) or a service token, not both.")
+    if tenant and tenant != tenant.strip():
+        # Request bodies' user_id are read without surrounding spaces: such a token could act for no one.
+        raise ApplicationError(
+            f"user_id {tenant!r} starts or ends with spaces; tenant ids never do", details={"user_id": ["spaces"]}
+        )
     key = "lml_" + secrets.token_urlsafe(32)
     token = ApiToken(name=name, tenant=tenant or "", is_service=is_service, key_prefix=key[:10], key_hash=hash_key(key))
     token.full_clean()

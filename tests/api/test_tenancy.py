@@ -7,12 +7,13 @@ from io import StringIO
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from registry.tokens import hash_key
 from registry.models import ApiToken, ModelVersion
-from registry.services import api_token_revoke
+from leadml.api.errors import ApplicationError
+from registry.services import api_token_create, api_token_revoke
 from tests.conftest import OTHER_TENANT, TENANT
 from tests.factories import dataset_with_rows, model_version, token_for, training_job
 from training.models import Dataset, DatasetRow, TrainingJob
@@ -254,3 +255,14 @@ def test_service_token_may_list_any_tenants_models(client_for: ClientFor, servic
     response = client_for(service_key).get(f"/models/{OTHER_TENANT}")
     assert response.status_code == 200
     assert [model["model_name"] for model in response.json()["models"]] == ["theirs"]
+
+
+@pytest.mark.parametrize("tenant", [" demo", "demo ", "\tdemo\n"])
+def test_a_token_for_a_user_id_with_surrounding_spaces_is_refused(db: None, tenant: str) -> None:
+    # Bodies' user_id are read trimmed: such a token got 403 on every POST.
+    with pytest.raises(ApplicationError) as refused:
+        api_token_create(name="spaces", tenant=tenant)
+    assert refused.value.details == {"user_id": ["spaces"]}
+    with pytest.raises(CommandError, match="spaces"):
+        call_command("create_api_token", "--user-id", tenant)
+    assert not ApiToken.objects.exists()
