@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from leadml.ml.errors import InputError
-from leadml.ml.dates import describe_date_format, parse_dates
+from leadml.ml.dates import EARLIEST_DATE, LATEST_DATE, describe_date_format, parse_dates
 from leadml.ml.nested import record_columns
 from leadml.ml.types import ColumnSpec, FeatureSchema
 
@@ -417,9 +417,16 @@ def _texts_check(
     refused = odd
     if column.kind == "datetime":
         present = set(texts) - absent
-        unreadable = _unreadable_dates(present, getattr(column, "date_format", None))
+        date_format = getattr(column, "date_format", None)
+        unreadable = _unreadable_dates(present, date_format)
         if unreadable:
             refused = sorted(set(odd) | {index for index, value in enumerate(usual) if value in unreadable})
+        implausible = {
+            text for text in present - unreadable if isinstance(text, str) and _implausible_date_text(text, date_format)
+        }
+        for index, value in enumerate(usual):
+            if value in implausible:
+                result.notes[index] = _implausible_date_note(column.name, value)
     if refused:
         _each_value(result, column, values, refused, placeholders, lenient=lenient)
     return result
@@ -509,8 +516,34 @@ def validated_value(column: ColumnSpec, value: Any, index: int, warnings: list[s
         if not parses_as_date(value, date_format):
             written = "YYYY-MM-DD or ISO 8601" if date_format is None else describe_date_format(date_format)
             raise InputError(f"field '{name}' must be a date ({written}), got {value!r}", field=name, row=index)
+        if isinstance(value, str) and _implausible_date_text(value, date_format):
+            warnings.append(_implausible_date_note(name, value))
         return value
     return str(value) if not isinstance(value, str) else value
+
+
+def _implausible_date_note(name: str, value: str) -> str:
+    return (
+        f"{name}={value!r} is outside the plausible dates ({EARLIEST_DATE.date()} .. {LATEST_DATE.date()}): "
+        "read as missing"
+    )
+
+
+@lru_cache(maxsize=65536)
+def _implausible_date_text(value: str, date_format: str | None) -> bool:
+    """A date (`parses_as_date`) outside EARLIEST_DATE .. LATEST_DATE, which the pipeline reads as missing.
+
+    CRMs write "no date" as 0001-01-01 (.NET's DateTime.MinValue) or 9999-12-31.
+    """
+    text = value.strip()
+    if _PLAIN_ISO_TEXT.fullmatch(text):
+        try:
+            year = datetime.fromisoformat(text).year
+        except ValueError:
+            return False
+        return not EARLIEST_DATE.year <= year < LATEST_DATE.year
+    stamp = parse_dates(pd.Series([value], dtype=object), date_format).iloc[0]
+    return not pd.isna(stamp) and not EARLIEST_DATE <= stamp < LATEST_DATE
 
 
 def as_number(value: Any) -> float | None:

@@ -47,7 +47,7 @@ GOOD_VALUES: dict[str, list[Any]] = {
         "-1.0", "ünïcödé\tx", "a\\b", "line\nbreak", 0.5, 2**70,
     ],
     "datetime": [
-        None, "2025-02-19", "2025-02-19T10:00:00Z", "2025-02-19 10:00", "Feb 13, 2018", "", "unknown", "0001-01-01", "2199-12-31", datetime(2025, 1, 1, tzinfo=timezone.utc),
+        None, "2025-02-19", "2025-02-19T10:00:00Z", "2025-02-19 10:00", "Feb 13, 2018", "", "unknown", "0001-01-01", "2199-12-31", "9999-12-31T00:00:00Z", "1899-12-31", datetime(2025, 1, 1, tzinfo=timezone.utc),
         " 2024-01-05 ",
     ],
     "tags": [None, [], ["demo"], ["demo", "newsletter"], [1, 2.0, None, True], "newsletter", "", "unknown",
@@ -61,7 +61,7 @@ BAD_VALUES: dict[str, list[Any]] = {
     "tags": [[["nested"]], [{"a": 1}], {"a": 1}, [("x",)]],
 }
 # Dates as three numbers: only a column whose training dates showed their order reads them.
-NUMERIC_DATES = ["19-02-2025", "13.02.2018 10:30", "5/12/17", "31-12-1999 23:59:59"]
+NUMERIC_DATES = ["19-02-2025", "13.02.2018 10:30", "5/12/17", "31-12-1999 23:59:59", "01-01-1850"]
 EXTRA_FIELDS: list[dict[str, Any]] = [
     {}, {"id": "lead-1"}, {"shoe_size": 44}, {"shoe_size": 44, "Zeta": 1, "alpha": None},
     {RECORD_WARNING_FIELD: "scored from the no-purchase row"}, {RECORD_WARNING_FIELD: ""},

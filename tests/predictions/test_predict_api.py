@@ -453,3 +453,18 @@ def test_model_name_chooses_among_two_lead_models(api: APIClient, lead_model: Mo
 
     stored = dict(Prediction.objects.values_list("id", "model_version_id"))
     assert stored == {internal_id(default["prediction_id"]): lead_model.pk, internal_id(chosen["prediction_id"]): second.pk}
+
+
+@pytest.mark.parametrize("sentinel", ["0001-01-01", "9999-12-31T00:00:00Z"])
+def test_a_sentinel_date_is_read_as_missing_and_said_so(
+    api: APIClient, lead_model: ModelVersion, sentinel: str
+) -> None:
+    # CRMs write "no date" as .NET's DateTime.MinValue or 9999-12-31: scored as missing, once silently.
+    dated = api.post("/predict", lead_request(CRM_LEAD | {"created_at": sentinel}), format="json").json()
+    undated = api.post("/predict", lead_request(CRM_LEAD), format="json").json()
+    assert dated["conversion_probability"] == undated["conversion_probability"]
+    assert f"created_at={sentinel!r} is outside the plausible dates (1900-01-01 .. 2200-01-01): read as missing" in (
+        dated["warnings"]
+    )
+    batch = api.post("/predict/batch", lead_request([CRM_LEAD | {"created_at": sentinel}] * 70), format="json").json()
+    assert all(any("outside the plausible dates" in w for w in p["warnings"]) for p in batch["predictions"])
