@@ -4,6 +4,7 @@ Used by every upload: training data (POST /datasets, the admin's append) and out
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -20,6 +21,7 @@ from leadml.ml.parsing import read_csv_typed
 
 CSV_DELIMITERS = ",;\t|"
 LINE_END = re.compile(r"\r\n|\r|\n")
+UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
 def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
@@ -32,6 +34,12 @@ def csv_read(upload: UploadedFile) -> list[dict[str, Any]]:
     raw = upload.read()
     if not raw.strip():
         raise ApplicationError("file is empty", details={"file": ["empty file"]})
+    if raw.startswith(UTF16_BOMS):
+        # Excel's "Unicode text" export: UTF-16 with a byte-order mark (and NULs in every character).
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ApplicationError("file is not valid UTF-16 text", details={"file": ["not a CSV file"]}) from error
     if b"\x00" in raw[:8192]:
         raise ApplicationError("file is not a CSV text file (binary content)", details={"file": ["not a CSV file"]})
     try:

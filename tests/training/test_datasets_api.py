@@ -1,6 +1,7 @@
 """`POST /datasets` and `GET /datasets/{id}`: CSV and JSON uploads, validation, limits."""
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import json
@@ -131,6 +132,19 @@ def test_csv_with_lone_carriage_returns_is_read(api: APIClient, lead_rows: list[
     rows = balanced_leads(lead_rows)
     text = "\r".join(csv_text(rows).splitlines()) + "\r"
     response = api.post("/datasets", lead_form(upload(text)), format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["columns"] == list(rows[0]) and response.json()["rows"] == 60
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_csv_with_its_byte_order_mark_is_read(
+    api: APIClient, lead_rows: list[dict[str, Any]], encoding: str
+) -> None:
+    rows = balanced_leads(lead_rows)
+    data = csv_text(rows, delimiter="\t").encode(encoding)
+    if encoding == "utf-16-be":
+        data = codecs.BOM_UTF16_BE + data
+    response = api.post("/datasets", lead_form(upload(data)), format="multipart")
     assert response.status_code == 201, response.content
     assert response.json()["columns"] == list(rows[0]) and response.json()["rows"] == 60
 
