@@ -66,7 +66,8 @@ first = TrainingJob.objects.create(tenant="crm", model_type="lead_conversion", a
                                    requested_by="test")
 training_job_run(job_id=first.pk)
 v1 = ModelVersion.objects.get(tenant="crm", name="crm_model")
-slow = {"cv_folds": 3, "param_grid": {"n_estimators": [100], "max_depth": [None, 6]}}
+# Slow enough that the job is still fitting when the test first looks, on a loaded machine too.
+slow = {"cv_folds": 3, "param_grid": {"n_estimators": [250], "max_depth": [None, 6]}}
 retrain = training_job_create(tenant="crm", model_type="lead_conversion", algorithm="random_forest",
                               model_name="crm_model", training_config=job_config_parse(slow), requested_by="test",
                               retrain_of=v1)
