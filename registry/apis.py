@@ -97,7 +97,7 @@ class ModelActivateApi(APIView):
 
     @extend_schema(
         request=InputSerializer,
-        responses={200: OutputSerializer, **error_responses(400, 403, 404, 413)},
+        responses={200: OutputSerializer, **error_responses(400, 403, 404, 409, 413)},
         summary="Activate or roll back to a version",
     )
     def post(self, request: Request, user_id: str, model_name: str) -> Response:

@@ -232,7 +232,10 @@ def model_version_activate(*, model_version: ModelVersion, actor: str, reason: s
         .first()
     )
     if current is not None and current.pk == model_version.pk:
-        raise ApplicationError(f"version {model_version.version} of '{model_version.name}' is already active")
+        raise ConflictError(
+            f"version {model_version.version} of '{model_version.name}' is already active",
+            details={"version": ["already active"]},
+        )
     if current is not None:
         ModelVersion.objects.filter(pk=current.pk).update(status=ModelVersion.Status.CANDIDATE)
     ModelVersion.objects.filter(pk=model_version.pk).update(status=ModelVersion.Status.ACTIVE)

@@ -61,6 +61,7 @@ COVERED: dict[str, set[Answer]] = {
         ("POST", "/models/{user_id}/{model_name}/activate", 200),
         ("POST", "/models/{user_id}/{model_name}/activate", 400),
         ("POST", "/models/{user_id}/{model_name}/activate", 404),
+        ("POST", "/models/{user_id}/{model_name}/activate", 409),
         ("DELETE", "/models/{user_id}/{model_name}", 200), ("DELETE", "/models/{user_id}/{model_name}", 404),
         ("DELETE", "/models/{user_id}/{model_name}", 409), ("DELETE", "/models/{user_id}/{model_name}", 400),
         ("POST", "/models/{user_id}/{model_name}/retrain", 202),
@@ -399,7 +400,8 @@ def test_models_listing_activation_deletion_and_retrain_match_the_schema(
 
     models = f"/models/{TENANT}"
     contract.check(api.post(f"{models}/second/activate", {"reason": "try it"}, format="json"), 200)
-    contract.check(api.post(f"{models}/second/activate", {"reason": "again"}, format="json"), 400)
+    contract.check(api.post(f"{models}/second/activate", {"reason": "again"}, format="json"), 409)
+    contract.check(api.post(f"{models}/second/activate", {}, format="json"), 400)
     contract.check(api.post(f"{models}/second/activate", {"reason": "x", "version": 9}, format="json"), 404)
 
     contract.check(api.delete(f"{models}/second"), 409)

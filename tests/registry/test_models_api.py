@@ -160,8 +160,10 @@ def test_activate_switches_the_active_model_and_records_who_and_why(
     predicted = api.post("/predict", {"model_type": "lead_conversion", "user_id": TENANT, "data": CRM_LEAD}, format="json")
     assert predicted.json()["model_info"]["model_name"] == "second"
 
-    # Activating the active version again is refused; rolling back is recorded like any change.
-    assert_error(api.post(f"/models/{TENANT}/second/activate", {"reason": "again"}, format="json"), 400)
+    # Activating the active version again is a conflict (409, as the README's conflicts are);
+    # rolling back is recorded like any change.
+    again = assert_error(api.post(f"/models/{TENANT}/second/activate", {"reason": "again"}, format="json"), 409)
+    assert again["details"] == {"version": ["already active"]}
     rollback = api.post(f"/models/{TENANT}/leads_lr/activate", {"version": 1, "reason": "rollback"}, format="json")
     assert rollback.status_code == 200, rollback.content
     assert rollback.json()["promotion_history"][0]["reason"] == "rollback"

@@ -51,7 +51,7 @@ def test_a_host_missing_an_artifact_serves_the_previous_version_and_stays_in_the
             "cv_folds": 3, "min_improvement": 0.0 if version == 2 else 0.002}}, key, timeout=240)
         assert status == 200 and body["model_version"] == version, body
     status, body = _request(first.port, "POST", f"/models/{tenant}/m/activate", {"version": 2, "reason": "x"}, key)
-    assert status in (200, 400), body  # already active when it won the promotion
+    assert status in (200, 409), body  # already active when it won the promotion
 
     # The second host has version 1's file but not version 2's.
     models_dir = Path(serve_env["MODEL_DIR"])
