@@ -23,7 +23,7 @@ uploads stay cheap.
 from __future__ import annotations
 
 import re
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,13 +42,13 @@ LEAKAGE_SAMPLE_ROWS = QUALITY_SAMPLE_ROWS
 MAX_PLAUSIBLE_NUMBER = 1e15
 
 
-def implausible_numbers_blanked(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+def implausible_numbers_blanked(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, str]]:
     """`frame` with numbers beyond ±MAX_PLAUSIBLE_NUMBER as missing, and a warning per column that had any.
 
     Only numbers are looked at (texts stay texts, booleans booleans); `frame` is not changed.
     """
     blanked = frame
-    warnings: list[str] = []
+    warnings: dict[str, str] = {}
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_bool_dtype(column.dtype):
@@ -66,7 +66,7 @@ def implausible_numbers_blanked(frame: pd.DataFrame) -> tuple[pd.DataFrame, list
             if blanked is frame:
                 blanked = frame.copy()
             blanked[name] = column.mask(implausible)
-            warnings.append(
+            warnings[str(name)] = (
                 f"{name}: {int(implausible.sum())} value(s) beyond ±{MAX_PLAUSIBLE_NUMBER:g} read as missing "
                 f"(e.g. {float(numbers[implausible].iloc[0]):g})"
             )
@@ -74,7 +74,12 @@ def implausible_numbers_blanked(frame: pd.DataFrame) -> tuple[pd.DataFrame, list
 
 
 def quality_report(
-    features: pd.DataFrame, labels: pd.Series | None, *, model_type: str, trusted: Iterable[str] = ()
+    features: pd.DataFrame,
+    labels: pd.Series | None,
+    *,
+    model_type: str,
+    trusted: Iterable[str] = (),
+    implausible: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Summarise rows, missing values, constant columns, duplicates, target and leakage.
 
@@ -82,7 +87,9 @@ def quality_report(
     are left out. `trusted` columns are known to predate the outcome (the service built
     them from transactions before the cut-off): their evidence is shown, never a verdict.
     """
-    features, implausible = implausible_numbers_blanked(features)
+    if implausible is None:  # else `features` were blanked by the caller, who passes the warnings
+        features, found = implausible_numbers_blanked(features)
+        implausible = list(found.values())
     row_count = len(features)
     missing_share = {
         str(name): round(float(share), 4) if row_count else 0.0 for name, share in features.isna().mean().items()

@@ -307,10 +307,10 @@ def _prepare(
     config = run.config
     preprocessing = resolve_preprocessing(config.preprocessing)
     grids_for(run.model_type, run.algorithm, config.param_grid)
-    # Every column as sent, for comparing with the active model (which may read others);
-    # typos like 1e300 read as missing, as they are for the model trained here.
-    raw_features = implausible_numbers_blanked(features.reset_index(drop=True))[0]
-    features = select_features(features.reset_index(drop=True), config.features)
+    # Every column as sent, for comparing with the active model (which may read others).
+    # Typos like 1e300 are missing values, for both (the quality report names them).
+    raw_features, implausible = implausible_numbers_blanked(features.reset_index(drop=True))
+    features = select_features(raw_features, config.features)
     labels = labels.reset_index(drop=True).astype(float)
     # A target like 1e300 (a lifetime value's typo) would overflow every metric: unlabelled.
     implausible_labels = int((labels.abs() > MAX_PLAUSIBLE_NUMBER).sum())
@@ -321,9 +321,9 @@ def _prepare(
     # on or before the cut-off: those columns cannot leak, however well they predict.
     built = config.feature_options.btyd_horizon_days is not None and set(TRANSACTION_FEATURES) <= set(features.columns)
     trusted = set(TRANSACTION_FEATURES) if built else set()
-    quality = quality_report(features, labels, model_type=run.model_type, trusted=trusted)
-    # Typos like 1e300 (the report warned of them just above) are missing values.
-    features = implausible_numbers_blanked(features)[0]
+    selected = set(map(str, features.columns))
+    kept = [warning for name, warning in implausible.items() if name in selected]
+    quality = quality_report(features, labels, model_type=run.model_type, trusted=trusted, implausible=kept)
     if implausible_labels:
         quality["column_warnings"].append(
             f"target: {implausible_labels} value(s) beyond ±{MAX_PLAUSIBLE_NUMBER:g} left out as unlabelled"

@@ -418,12 +418,9 @@ def _texts_check(
     if column.kind == "datetime":
         present = set(texts) - absent
         date_format = getattr(column, "date_format", None)
-        unreadable = _unreadable_dates(present, date_format)
+        unreadable, implausible = _date_verdicts(present, date_format)
         if unreadable:
             refused = sorted(set(odd) | {index for index, value in enumerate(usual) if value in unreadable})
-        implausible = {
-            text for text in present - unreadable if isinstance(text, str) and _implausible_date_text(text, date_format)
-        }
         for index, value in enumerate(usual):
             if value in implausible:
                 result.notes[index] = _implausible_date_note(column.name, value)
@@ -432,15 +429,17 @@ def _texts_check(
     return result
 
 
-def _unreadable_dates(texts: set[str], date_format: str | None) -> set[str]:
-    """The texts that are not dates in the column's format (`parses_as_date`, for many at once)."""
+def _date_verdicts(texts: set[str], date_format: str | None) -> tuple[set[str], set[str]]:
+    """(not dates in the column's format, dates outside the plausible years): `validated_value`'s, for many at once."""
     if not texts:
-        return set()
+        return set(), set()
     if date_format is None:  # versions before formats: each value on its own, as they were read
-        return {text for text in texts if not _parses_as_date_text(text, None)}
+        unreadable = {text for text in texts if not _parses_as_date_text(text, None)}
+        return unreadable, _implausible_dates(texts - unreadable, None)
     candidates = list(texts)
-    parsed = parse_dates(pd.Series(candidates, dtype=object), date_format)
-    return {text for text, unread in zip(candidates, parsed.isna().tolist()) if unread}
+    stamps = parse_dates(pd.Series(candidates, dtype=object), date_format)
+    unreadable = {text for text, unread in zip(candidates, stamps.isna().tolist()) if unread}
+    return unreadable, _implausible_dates(texts - unreadable, date_format, stamps=dict(zip(candidates, stamps)))
 
 
 def _tags_check(
@@ -531,19 +530,39 @@ def _implausible_date_note(name: str, value: str) -> str:
 
 @lru_cache(maxsize=65536)
 def _implausible_date_text(value: str, date_format: str | None) -> bool:
-    """A date (`parses_as_date`) outside EARLIEST_DATE .. LATEST_DATE, which the pipeline reads as missing.
+    """One date's `_implausible_dates` verdict (records checked one by one)."""
+    return bool(_implausible_dates({value}, date_format))
 
-    CRMs write "no date" as 0001-01-01 (.NET's DateTime.MinValue) or 9999-12-31.
+
+def _implausible_dates(
+    texts: set[str], date_format: str | None, *, stamps: dict[str, Any] | None = None
+) -> set[str]:
+    """The dates (`parses_as_date`) outside EARLIEST_DATE .. LATEST_DATE, which the pipeline reads as missing.
+
+    CRMs write "no date" as 0001-01-01 (.NET's DateTime.MinValue) or 9999-12-31. Plain
+    ISO texts are judged by their year; the others by `stamps` (their parse, when the
+    caller has it) or one parse of them all.
     """
-    text = value.strip()
-    if _PLAIN_ISO_TEXT.fullmatch(text):
+    implausible: set[str] = set()
+    others: list[str] = []
+    for text in texts:
+        if not _PLAIN_ISO_TEXT.fullmatch(text.strip()):
+            others.append(text)
+            continue
         try:
-            year = datetime.fromisoformat(text).year
+            year = datetime.fromisoformat(text.strip()).year
         except ValueError:
-            return False
-        return not EARLIEST_DATE.year <= year < LATEST_DATE.year
-    stamp = parse_dates(pd.Series([value], dtype=object), date_format).iloc[0]
-    return not pd.isna(stamp) and not EARLIEST_DATE <= stamp < LATEST_DATE
+            continue
+        if not EARLIEST_DATE.year <= year < LATEST_DATE.year:
+            implausible.add(text)
+    if others:
+        parsed = (
+            pd.Series([stamps[text] for text in others]) if stamps is not None
+            else parse_dates(pd.Series(others, dtype=object), date_format)
+        )
+        outside = parsed.notna() & ~((parsed >= EARLIEST_DATE) & (parsed < LATEST_DATE))
+        implausible.update(text for text, flag in zip(others, outside.tolist()) if flag)
+    return implausible
 
 
 def as_number(value: Any) -> float | None:

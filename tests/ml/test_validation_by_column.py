@@ -222,3 +222,23 @@ def test_records_with_the_same_fields_in_the_same_order_are_read_alike(seed: int
     assert_same_outcome(records, lenient=lenient)
     warnings = prepare_by_column(records, SCHEMA, PLACEHOLDERS, lenient=lenient).warnings
     assert all(record[0] == "ignored unknown fields: shoe_size" for record in warnings)
+
+
+def test_a_date_column_is_parsed_once_however_many_distinct_dates_it_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The plausible-years check once parsed each distinct date on its own: 17 s for 10,000 records.
+    import leadml.ml.validation as validation
+
+    calls: list[int] = []
+    parse = validation.parse_dates
+
+    def counted(series: pd.Series, date_format: str | None = None) -> pd.Series:
+        calls.append(len(series))
+        return parse(series, date_format)
+
+    monkeypatch.setattr(validation, "parse_dates", counted)
+    schema = FeatureSchema(columns=(ColumnSpec("created_at", "datetime", date_format="day_first"),))
+    dates = [f"{day:02d}-{month:02d}-{year}" for day in range(1, 29) for month in (1, 6) for year in (1850, 2020)]
+    prepared = prepare_by_column([{"created_at": date} for date in dates], schema, set(), lenient=False)
+    assert calls == [len(dates)]
+    flagged = [index for index, notes in enumerate(prepared.warnings) if any("plausible dates" in n for n in notes)]
+    assert flagged == [index for index, date in enumerate(dates) if date.endswith("1850")]
